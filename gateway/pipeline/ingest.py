@@ -1,0 +1,272 @@
+"""The ingest pipeline: decoded items -> validation -> batched, deduplicated commits.
+
+One worker thread owns the pipeline. Sources (one thread each) put :class:`RawChunk` and
+:class:`SourceEvent` objects on one bounded queue; the worker decodes each source's stream,
+validates, and commits a batch every ``batch_max`` packets or ``batch_interval_ms``,
+whichever comes first. A chunk is "taken" only when its batch is committed; callbacks in
+``on_commit`` (MQTT acknowledgements, the demo's console) run after the commit.
+
+Shutdown: set ``stop``; the worker drains what is already queued, flushes partial lines,
+commits, and returns. A full queue blocks the sources (backpressure), never drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.clock import ClockMonitor, boot_id
+from gateway.packet import Packet, Record, Rejection
+from gateway.pipeline.streams import StreamDecoder, stream_decoder
+from gateway.pipeline.validate import DeviceInfo, Policy, validate
+from gateway.sources.serial import RawChunk, SourceEvent
+from gateway.store.sqlite import BatchResult, QuarantineEntry, Store, StoreFull
+
+log = logging.getLogger(__name__)
+
+SEQ_MODULO = 65536
+MAX_PLAUSIBLE_GAP = 1000  # a larger jump forward is a counter reset, not lost packets
+LOSS_WINDOW = 100
+
+
+@dataclass(slots=True)
+class _Pending:
+    records: list[Record] = field(default_factory=list)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    monotonic: dict[int, int] = field(default_factory=dict)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+class _LossTracker:
+    """Packet loss from sequence gaps over the last LOSS_WINDOW packets of each node."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._window: dict[str, deque[int]] = {}
+
+    def observe(self, node: str, seq: int) -> float | None:
+        last = self._last.get(node)
+        window = self._window.setdefault(node, deque(maxlen=LOSS_WINDOW))
+        if last is not None:
+            gap = (seq - last) % SEQ_MODULO
+            if gap == 0 or gap > SEQ_MODULO - MAX_PLAUSIBLE_GAP:
+                return None  # repeat or late arrival: neither new nor lost
+            window.append(gap - 1 if gap <= MAX_PLAUSIBLE_GAP else 0)
+        else:
+            window.append(0)
+        self._last[node] = seq
+        lost = sum(window)
+        return round(100.0 * lost / (lost + len(window)), 2)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        *,
+        devices: dict[str, DeviceInfo] | None = None,
+        clock: ClockMonitor | None = None,
+        batch_max: int = 500,
+        batch_interval_ms: float = 200,
+        on_commit: Callable[[BatchResult, list[Record]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.devices = devices or {}
+        self.clock = clock or ClockMonitor()
+        self.batch_max = batch_max
+        self.batch_interval_s = batch_interval_ms / 1000
+        self.on_commit = on_commit
+        self._streams: dict[str, StreamDecoder] = {}
+        self._formats: dict[str, str] = {}
+        self._pending = _Pending()
+        self._loss = _LossTracker()
+        self._boot_id = boot_id()
+        self._had_held = bool(store.held_packets())
+        self.totals: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- input
+
+    def add_stream(self, source: str, fmt: str) -> None:
+        self._streams[source] = stream_decoder(fmt, default_site=self.policy.default_site)
+        self._formats[source] = fmt
+
+    def feed(
+        self,
+        source: str,
+        data: bytes,
+        *,
+        received_ns: int | None = None,
+        monotonic_ns: int | None = None,
+        replay: bool = False,
+    ) -> None:
+        """Decode bytes from a stream source and add the results to the pending batch."""
+        items = self._streams[source].feed(data)
+        self.handle(source, items, received_ns=received_ns, monotonic_ns=monotonic_ns,
+                    replay=replay)
+
+    def finish_stream(self, source: str, *, replay: bool = False) -> None:
+        """End of a stream (file end, shutdown): decode what is left in its buffer."""
+        stream = self._streams.get(source)
+        if stream:
+            self.handle(source, stream.flush(), replay=replay)
+
+    def handle(
+        self,
+        source: str,
+        items: list[Packet | Rejection],
+        *,
+        received_ns: int | None = None,
+        monotonic_ns: int | None = None,
+        replay: bool = False,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        received = time.time_ns() if received_ns is None else received_ns
+        mono = time.monotonic_ns() if monotonic_ns is None else monotonic_ns
+        pending = self._pending
+        trusted = replay or self.clock.trusted(received, mono)
+        for item in items:
+            if isinstance(item, Rejection):
+                pending.quarantine.append(QuarantineEntry(item, source, received))
+                continue
+            pending.count("received.packets")
+            outcome = validate(
+                item,
+                received_ns=received,
+                source=source,
+                policy=self.policy,
+                device=self.devices.get(item.node),
+                clock_trusted=trusted,
+                replay=replay,
+            )
+            for rej in outcome.rejections:
+                pending.quarantine.append(QuarantineEntry(rej, source, received))
+            for name, n in outcome.flags.items():
+                pending.count(name, n)
+            rec = outcome.record
+            if rec is None:
+                continue
+            if rec.seq is not None and not replay:
+                loss = self._loss.observe(rec.node, rec.seq)
+                if loss is not None:
+                    rec.device["packet_loss_pct"] = loss
+            if rec.time_source == "held":
+                pending.monotonic[id(rec)] = mono
+                self._had_held = True
+            pending.records.append(rec)
+        if after_commit is not None:
+            pending.callbacks.append(after_commit)
+
+    @property
+    def pending_packets(self) -> int:
+        return len(self._pending.records) + len(self._pending.quarantine)
+
+    # ---------------------------------------------------------------- commit
+
+    def commit(self) -> BatchResult:
+        pending, self._pending = self._pending, _Pending()
+        if not (pending.records or pending.quarantine or pending.counters or pending.callbacks):
+            return BatchResult()
+        try:
+            result = self.store.write_batch(
+                pending.records, pending.quarantine, pending.counters,
+                boot_id=self._boot_id, monotonic_ns=pending.monotonic,
+            )
+        except BaseException:
+            self._pending = pending  # keep it: the caller decides to retry or stop
+            raise
+        for name, n in pending.counters.items():
+            self.totals[name] = self.totals.get(name, 0) + n
+        for name, n in (("stored", result.stored), ("duplicates", result.duplicates)):
+            self.totals[name] = self.totals.get(name, 0) + n
+        for q in pending.quarantine:
+            key = f"rejected.{q.rejection.reason}"
+            self.totals[key] = self.totals.get(key, 0) + 1
+        for callback in pending.callbacks:
+            callback()
+        if self.on_commit is not None:
+            self.on_commit(result, pending.records)
+        return result
+
+    def reanchor_held(self) -> int:
+        """Give held readings their real time once the gateway clock is trusted."""
+        if not self._had_held:
+            return 0
+        wall, mono = time.time_ns(), time.monotonic_ns()
+        if not self.clock.trusted(wall, mono):
+            return 0
+        updates = []
+        for packet_id, packet_boot, packet_mono, _provisional in self.store.held_packets():
+            if packet_boot is not None and packet_boot == self._boot_id and packet_mono:
+                updates.append((packet_id, wall - (mono - packet_mono), "reanchored"))
+        n = self.store.set_packet_times(updates)
+        if n:
+            self.store.add_counters({"reanchored": n})
+            log.info("clock trusted again: re-anchored %d held packets", n)
+        self._had_held = False
+        return n
+
+    # ---------------------------------------------------------------- worker
+
+    def run(self, inbox: queue.Queue[RawChunk | SourceEvent], stop: threading.Event) -> None:
+        """Worker loop: until ``stop`` is set and the inbox is drained."""
+        deadline = time.monotonic() + self.batch_interval_s
+        housekeeping_at = time.monotonic() + 5.0
+        while True:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                msg = inbox.get(timeout=min(timeout, 0.1))
+            except queue.Empty:
+                msg = None
+            if isinstance(msg, RawChunk):
+                if msg.source not in self._streams:
+                    log.error("chunk from unknown source %s dropped", msg.source)
+                    self.store.add_counters({"rejected.unknown_source": 1})
+                else:
+                    self.feed(msg.source, msg.data, received_ns=msg.received_ns,
+                              monotonic_ns=msg.monotonic_ns)
+            elif isinstance(msg, SourceEvent):
+                self._pending.count(f"source.{msg.kind}")
+            now = time.monotonic()
+            if self.pending_packets >= self.batch_max or now >= deadline:
+                self._commit_with_retry(stop)
+                deadline = now + self.batch_interval_s
+            if now >= housekeeping_at:
+                self.housekeeping()
+                housekeeping_at = now + 5.0
+            if stop.is_set() and msg is None and inbox.empty():
+                for source in self._streams:
+                    self.finish_stream(source)
+                self._commit_with_retry(stop, final=True)
+                return
+
+    def housekeeping(self) -> None:
+        try:
+            self.reanchor_held()
+            self.store.enforce_bounds(time.time_ns())
+        except StoreFull as exc:
+            log.error("%s", exc)
+
+    def _commit_with_retry(self, stop: threading.Event, *, final: bool = False) -> None:
+        """Commit; on a store error keep the batch and retry (it is not lost)."""
+        delay = 0.1
+        while True:
+            try:
+                self.commit()
+                return
+            except Exception as exc:  # disk full, locked database, I/O error
+                log.error("commit failed, will retry: %s", exc)
+                if stop.is_set() and final and delay > 5:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,86 @@
+"""Turn a source's byte stream into decoded items, by the source's configured format.
+
+Binary frames go through the resynchronising :class:`firmware_bridge.frame.Deframer`;
+line formats (JSON lines, RYLR ``+RCV=`` lines, hex frames) are split on newlines here with
+a bounded line length, so a receiver spewing garbage without newlines cannot grow memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from firmware_bridge.frame import Deframer
+from firmware_bridge.hexline import decode_frame_hex
+from firmware_bridge.native import decode_native
+from firmware_bridge.rylr import decode_rylr_line
+from gateway.packet import Packet, Rejection
+
+Item = Packet | Rejection
+STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex")
+MAX_LINE: Final = 8192
+
+
+class StreamDecoder(Protocol):
+    def feed(self, data: bytes) -> list[Item]: ...
+    def flush(self) -> list[Item]: ...
+
+
+class FrameStream:
+    def __init__(self) -> None:
+        self._deframer = Deframer()
+
+    def feed(self, data: bytes) -> list[Item]:
+        return self._deframer.feed(data)
+
+    def flush(self) -> list[Item]:
+        flush = getattr(self._deframer, "flush", None)
+        return list(flush()) if flush else []
+
+
+class LineStream:
+    def __init__(self, fmt: str, decode_line: Callable[[bytes], Item | None]) -> None:
+        self._fmt = fmt
+        self._decode = decode_line
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Item]:
+        self._buf += data
+        out: list[Item] = []
+        if b"\n" in data:
+            *lines, rest = bytes(self._buf).split(b"\n")
+            self._buf = bytearray(rest)
+            for line in lines:
+                item = self._line(line)
+                if item is not None:
+                    out.append(item)
+        if len(self._buf) > MAX_LINE:
+            out.append(Rejection("line_too_long", f"no newline within {MAX_LINE} bytes",
+                                 bytes(self._buf[:256]), self._fmt))
+            self._buf.clear()
+        return out
+
+    def flush(self) -> list[Item]:
+        line, self._buf = bytes(self._buf), bytearray()
+        item = self._line(line)
+        return [item] if item is not None else []
+
+    def _line(self, line: bytes) -> Item | None:
+        line = line.strip()
+        if not line:
+            return None
+        if len(line) > MAX_LINE:
+            return Rejection("line_too_long", f"{len(line)} bytes", line[:256], self._fmt)
+        return self._decode(line)
+
+
+def stream_decoder(fmt: str, *, default_site: str | None = None) -> StreamDecoder:
+    if fmt == "frame":
+        return FrameStream()
+    if fmt == "jsonl" or fmt == "native":
+        return LineStream("native", lambda line: decode_native(line, default_site=default_site))
+    if fmt == "rylr":
+        return LineStream("rylr", decode_rylr_line)
+    if fmt == "frame-hex":
+        return LineStream("frame-hex", decode_frame_hex)
+    raise ValueError(f"unknown stream format {fmt!r}; use one of {', '.join(STREAM_FORMATS)}")

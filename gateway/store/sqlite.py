@@ -1,0 +1,523 @@
+"""SQLite store and outbox (WAL, batched, crash-safe, bounded).
+
+Schema (DESIGN.md "Storage"): ``reading`` and ``device`` rows carry the same tags and fields
+as the InfluxDB measurements; ``packet`` holds one row per accepted uplink with its provenance
+and the dedup key; ``quarantine`` keeps every rejected input with its raw bytes; ``counter``
+holds the gateway's counters, updated in the same transaction as the data they count, so
+after a crash the counts still match what is stored.
+
+Exactly-once: ``packet`` has UNIQUE(node, digest), where the digest covers the node's
+sequence number, its own timestamp and its readings (not radio fields, which differ between
+receptions). A redelivered, replayed or retransmitted uplink is ignored by the INSERT and
+counted as a duplicate, whenever it comes, including across restarts.
+
+Outbox: the integer primary keys of ``reading``, ``device`` (and later ``alert``) are the
+outbox positions. Each sink keeps its own cursor per table in ``sink_cursor``, so a slow
+sink never holds back another.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
+from gateway.packet import Record, Rejection
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+DATA_TABLES: Final = ("reading", "device")
+
+_BASE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packet (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    seq INTEGER,
+    digest BLOB NOT NULL,
+    time_ns INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    plot TEXT NOT NULL,
+    source TEXT NOT NULL,
+    format TEXT NOT NULL,
+    time_source TEXT NOT NULL,
+    boot_id TEXT,
+    monotonic_ns INTEGER,
+    UNIQUE (node, digest)
+);
+CREATE TABLE IF NOT EXISTS reading (
+    id INTEGER PRIMARY KEY,
+    packet_id INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    plot TEXT NOT NULL,
+    node TEXT NOT NULL,
+    sensor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reading_time ON reading (time_ns);
+CREATE TABLE IF NOT EXISTS device (
+    id INTEGER PRIMARY KEY,
+    packet_id INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    plot TEXT NOT NULL,
+    node TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    received_ns INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    format TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    node TEXT,
+    seq INTEGER,
+    raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason);
+CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_cursor (
+    sink TEXT NOT NULL, tbl TEXT NOT NULL, last_id INTEGER NOT NULL,
+    PRIMARY KEY (sink, tbl)
+);
+CREATE TABLE IF NOT EXISTS node_state (
+    node TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    plot TEXT NOT NULL,
+    last_seq INTEGER,
+    last_time_ns INTEGER NOT NULL,
+    last_received_ns INTEGER NOT NULL,
+    last_source TEXT NOT NULL
+);
+"""
+
+
+class StoreFull(Exception):
+    """The store reached its configured size with ``full_policy: stop_ingest``."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    rejection: Rejection
+    source: str
+    received_ns: int
+
+
+@dataclass(slots=True)
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    duplicate_keys: list[tuple[str, int | None]] = field(default_factory=list)
+    quarantined: int = 0
+
+
+class Store:
+    """One SQLite file. Writes come from one thread (the pipeline); reads may come from any.
+
+    ``synchronous=FULL`` because a farm gateway loses power: a committed batch must survive a
+    power cut, not only a crashed process. Commits are batched, so the fsync cost is paid
+    once per batch, not per reading.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_size_mb: float = 2048,
+        full_policy: str = "drop_oldest",
+        retention_days: float = 0,
+        readonly: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = int(max_size_mb * 1024 * 1024)
+        self.full_policy = full_policy
+        self.retention_days = retention_days
+        self._lock = threading.Lock()
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"no Satoyama store at {self.path}")
+            self._db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+            )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._reading_cols = self._columns("reading")
+        self._device_cols = self._columns("device")
+
+    # ---------------------------------------------------------------- schema
+
+    def _migrate(self) -> None:
+        self._db.executescript(_BASE_SCHEMA)  # idempotent; executescript commits itself
+        with self._tx():
+            # The catalogue drives the columns: a new quantity becomes a new column here.
+            for table, fields in (("reading", READING_FIELDS), ("device", DEVICE_FIELDS)):
+                have = self._columns(table)
+                for name in fields:
+                    if name not in have:
+                        self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" REAL')
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---------------------------------------------------------------- writes
+
+    def write_batch(
+        self,
+        records: Sequence[Record],
+        quarantine: Sequence[QuarantineEntry] = (),
+        counters: dict[str, int] | None = None,
+        *,
+        boot_id: str | None = None,
+        monotonic_ns: dict[int, int] | None = None,
+    ) -> BatchResult:
+        """Store records and rejections and add to counters, all in one transaction.
+
+        ``monotonic_ns`` maps ``id(record)`` to the monotonic receive time of records whose
+        time is ``held`` (gateway clock not trustworthy), so they can be re-anchored later.
+        """
+        result = BatchResult()
+        counts = dict(counters or {})
+        with self._lock, self._tx():
+            db = self._db
+            for rec in records:
+                mono = monotonic_ns.get(id(rec)) if monotonic_ns else None
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site,"
+                    " plot, source, format, time_source, boot_id, monotonic_ns)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        rec.node, rec.seq, rec.digest, rec.time_ns, rec.received_ns, rec.site,
+                        rec.plot, rec.source, rec.format, rec.time_source,
+                        boot_id if mono is not None else None, mono,
+                    ),
+                )
+                if cur.rowcount == 0:
+                    result.duplicates += 1
+                    result.duplicate_keys.append((rec.node, rec.seq))
+                    continue
+                packet_id = cur.lastrowid
+                tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
+                for sensor, values in rec.readings.items():
+                    cols = ", ".join(f'"{k}"' for k in values)
+                    marks = ",?" * len(values)
+                    db.execute(
+                        "INSERT INTO reading (packet_id, time_ns, site, plot, node, sensor"
+                        f"{', ' + cols if values else ''}) VALUES (?,?,?,?,?,?{marks})",
+                        (*tags, sensor, *values.values()),
+                    )
+                if rec.device:
+                    cols = ", ".join(f'"{k}"' for k in rec.device)
+                    db.execute(
+                        f"INSERT INTO device (packet_id, time_ns, site, plot, node, {cols})"
+                        f" VALUES (?,?,?,?,?{',?' * len(rec.device)})",
+                        (*tags, *rec.device.values()),
+                    )
+                db.execute(
+                    "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
+                    " site=excluded.site, plot=excluded.plot,"
+                    " last_seq=COALESCE(excluded.last_seq, last_seq),"
+                    " last_time_ns=max(last_time_ns, excluded.last_time_ns),"
+                    " last_received_ns=excluded.last_received_ns,"
+                    " last_source=excluded.last_source",
+                    (rec.node, rec.site, rec.plot, rec.seq, rec.time_ns, rec.received_ns,
+                     rec.source),
+                )
+                result.stored += 1
+            for q in quarantine:
+                r = q.rejection
+                db.execute(
+                    "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
+                    " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
+                    (q.received_ns, q.source, r.format, r.reason, r.detail, r.node, r.seq,
+                     bytes(r.raw)),
+                )
+                counts[f"rejected.{r.reason}"] = counts.get(f"rejected.{r.reason}", 0) + 1
+            result.quarantined = len(quarantine)
+            if result.stored:
+                counts["stored"] = counts.get("stored", 0) + result.stored
+            if result.duplicates:
+                counts["duplicates"] = counts.get("duplicates", 0) + result.duplicates
+            self._add_counters(counts)
+        return result
+
+    def _add_counters(self, counts: dict[str, int]) -> None:
+        self._db.executemany(
+            "INSERT INTO counter VALUES (?, ?) ON CONFLICT(name) DO UPDATE"
+            " SET value = value + excluded.value",
+            [(k, v) for k, v in counts.items() if v],
+        )
+
+    def add_counters(self, counts: dict[str, int]) -> None:
+        with self._lock, self._tx():
+            self._add_counters(counts)
+
+    # ---------------------------------------------------------------- time
+
+    def held_packets(self) -> list[tuple[int, str | None, int | None, int]]:
+        """(packet id, boot id, monotonic receive ns, provisional time) of held packets."""
+        with self._lock:
+            return list(
+                self._db.execute(
+                    "SELECT id, boot_id, monotonic_ns, time_ns FROM packet"
+                    " WHERE time_source = 'held'"
+                )
+            )
+
+    def set_packet_times(self, updates: Iterable[tuple[int, int, str]]) -> int:
+        """Re-anchor packets: (packet id, new time_ns, new time_source)."""
+        n = 0
+        with self._lock, self._tx():
+            for packet_id, time_ns, time_source in updates:
+                self._db.execute(
+                    "UPDATE packet SET time_ns=?, time_source=? WHERE id=?",
+                    (time_ns, time_source, packet_id),
+                )
+                for table in DATA_TABLES:
+                    self._db.execute(
+                        f"UPDATE {table} SET time_ns=? WHERE packet_id=?", (time_ns, packet_id)
+                    )
+                n += 1
+        return n
+
+    # ---------------------------------------------------------------- bounds
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * self._page_size)
+
+    def enforce_bounds(self, now_ns: int) -> dict[str, int]:
+        """Apply retention and the size bound; return what was deleted (also counted).
+
+        Deleted pages go to SQLite's free list and are reused by new rows, so the file stops
+        growing at the bound without a VACUUM.
+        """
+        deleted: dict[str, int] = {}
+        if self.retention_days > 0:
+            cutoff = now_ns - int(self.retention_days * 86400e9)
+            n = self._delete_packets("time_ns < ?", (cutoff,))
+            if n:
+                deleted["retention_deleted"] = n
+        if self.max_bytes > 0 and self.used_bytes() > self.max_bytes:
+            if self.full_policy == "stop_ingest":
+                raise StoreFull(
+                    f"{self.path} holds {self.used_bytes() / 1e6:.1f} MB, over the bound of "
+                    f"{self.max_bytes / 1e6:.1f} MB (full_policy: stop_ingest)"
+                )
+            total = 0
+            while self.used_bytes() > self.max_bytes * 0.9:
+                with self._lock:
+                    row = self._db.execute("SELECT min(id), max(id) FROM packet").fetchone()
+                if row[0] is None:
+                    break
+                # Oldest tenth of what is left, at least one packet per round.
+                step = max(1, (row[1] - row[0]) // 10)
+                n = self._delete_packets("id < ?", (row[0] + step,))
+                total += n
+                if n == 0:
+                    break
+            if total:
+                log.warning(
+                    "store %s over its size bound: deleted the %d oldest packets "
+                    "(full_policy: drop_oldest)", self.path, total,
+                )
+                deleted["dropped_oldest"] = total
+        if deleted:
+            self.add_counters({f"store.{k}": v for k, v in deleted.items()})
+        return deleted
+
+    def _delete_packets(self, where: str, params: tuple[Any, ...]) -> int:
+        with self._lock, self._tx():
+            ids = [r[0] for r in self._db.execute(f"SELECT id FROM packet WHERE {where}", params)]
+            if not ids:
+                return 0
+            lo, hi = min(ids), max(ids)
+            for table in DATA_TABLES:
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE packet_id BETWEEN ? AND ? AND packet_id IN "
+                    f"(SELECT id FROM packet WHERE {where})",
+                    (lo, hi, *params),
+                )
+            self._db.execute(f"DELETE FROM packet WHERE {where}", params)
+            return len(ids)
+
+    # ---------------------------------------------------------------- outbox
+
+    def cursor(self, sink: str, table: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT last_id FROM sink_cursor WHERE sink=? AND tbl=?", (sink, table)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def advance(self, sink: str, table: str, last_id: int) -> None:
+        with self._lock, self._tx():
+            self._db.execute(
+                "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
+                " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                (sink, table, last_id),
+            )
+
+    def rows_after(self, table: str, last_id: int, limit: int) -> list[dict[str, Any]]:
+        """Outbox rows of one data table after a sink's cursor, oldest first."""
+        if table not in DATA_TABLES:
+            raise ValueError(table)
+        with self._lock:
+            cur = self._db.execute(
+                f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def backlog(self, sink: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for table in DATA_TABLES:
+            last = self.cursor(sink, table)
+            with self._lock:
+                out[table] = int(
+                    self._db.execute(
+                        f"SELECT count(*) FROM {table} WHERE id > ?", (last,)
+                    ).fetchone()[0]
+                )
+        return out
+
+    # ---------------------------------------------------------------- reads
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return {k: int(v) for k, v in self._db.execute("SELECT name, value FROM counter")}
+
+    def node_states(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM node_state ORDER BY site, plot, node")
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def quarantine(self, *, reason: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM quarantine"
+        params: tuple[Any, ...] = ()
+        if reason:
+            sql += " WHERE reason = ?"
+            params = (reason,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            cur = self._db.execute(sql, (*params, limit))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(
+                self._db.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason")
+            )
+
+    def latest_values(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Last stored value of each quantity per (node, sensor): for status and the demo."""
+        cols = [c for c in READING_FIELDS if c in self._reading_cols]
+        picks = ", ".join(
+            f'(SELECT "{c}" FROM reading r2 WHERE r2.node=r.node AND r2.sensor=r.sensor'
+            f' AND "{c}" IS NOT NULL ORDER BY id DESC LIMIT 1)'
+            for c in cols
+        )
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        with self._lock:
+            for row in self._db.execute(
+                f"SELECT node, sensor, {picks} FROM reading r GROUP BY node, sensor"
+            ):
+                values = {c: v for c, v in zip(cols, row[2:], strict=True) if v is not None}
+                out[(row[0], row[1])] = values
+        return out
+
+    def latest_device(self) -> dict[str, dict[str, float]]:
+        cols = [c for c in DEVICE_FIELDS if c in self._device_cols]
+        out: dict[str, dict[str, float]] = {}
+        with self._lock:
+            cur = self._db.execute(
+                f"SELECT node, {', '.join(cols)} FROM device WHERE id IN"
+                " (SELECT max(id) FROM device GROUP BY node)"
+            )
+            for row in cur:
+                out[row[0]] = {c: v for c, v in zip(cols, row[1:], strict=True) if v is not None}
+        return out
+
+    def iter_readings(
+        self,
+        *,
+        site: str | None = None,
+        plot: str | None = None,
+        node: str | None = None,
+        time_from_ns: int | None = None,
+        time_to_ns: int | None = None,
+        batch: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """Readings joined with their packet's provenance, in time order (for export)."""
+        where, params = ["1=1"], []
+        for col, val in (("r.site", site), ("r.plot", plot), ("r.node", node)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                params.append(val)
+        if time_from_ns is not None:
+            where.append("r.time_ns >= ?")
+            params.append(time_from_ns)
+        if time_to_ns is not None:
+            where.append("r.time_ns < ?")
+            params.append(time_to_ns)
+        cols = ", ".join(f'r."{c}"' for c in READING_FIELDS if c in self._reading_cols)
+        sql = (
+            f"SELECT r.time_ns, r.site, r.plot, r.node, r.sensor, {cols}, p.seq, p.time_source,"
+            " p.source, p.format, p.received_ns FROM reading r JOIN packet p ON p.id = r.packet_id"
+            f" WHERE {' AND '.join(where)} ORDER BY r.time_ns, r.node, r.sensor"
+        )
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
+    def count(self, table: str) -> int:
+        with self._lock:
+            return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only query for tests and tools."""
+        with self._lock:
+            return list(self._db.execute(sql, params))
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
