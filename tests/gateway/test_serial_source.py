@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ def test_bytes_arrive_complete_and_in_order(sources: list[SerialSource]) -> None
         assert bytes(got.data) == payload
         assert source.bytes_read == len(payload)
         assert all(c.source == "radio" for c in got.chunks)
-        assert all(a.monotonic_ns <= b.monotonic_ns for a, b in zip(got.chunks, got.chunks[1:]))
+        assert all(a.monotonic_ns <= b.monotonic_ns for a, b in pairwise(got.chunks))
         # Chunked, not byte by byte: the 2 MiB came in far fewer reads than bytes.
         assert len(got.chunks) < len(payload) // 100
         assert timed_stop(source) < 1.0
