@@ -1,0 +1,46 @@
+"""Rejection reason codes produced by ``firmware_bridge`` decoders.
+
+Each code is a counter label (``gateway`` measurement, ``rejected`` by reason) and the key
+under which quarantined input is filed, so the strings are short, snake_case and stable:
+add new codes, never rename old ones. The meaning of each is one line in :data:`REASONS`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Framing (binary stream, frame-hex, RYLR)
+GARBAGE: Final = "garbage"
+BAD_SYNC: Final = "bad_sync"
+BAD_LENGTH: Final = "bad_length"
+BAD_CRC: Final = "bad_crc"
+TRUNCATED: Final = "truncated"
+UNSUPPORTED_VERSION: Final = "unsupported_version"
+UNKNOWN_READING_TYPE: Final = "unknown_reading_type"
+BAD_CHANNEL: Final = "bad_channel"
+DUPLICATE_READING: Final = "duplicate_reading"
+BAD_HEX: Final = "bad_hex"
+# REYAX RYLR module lines
+BAD_RYLR: Final = "bad_rylr"
+LENGTH_MISMATCH: Final = "length_mismatch"
+# Native JSON lines
+BAD_JSON: Final = "bad_json"
+SCHEMA: Final = "schema"
+
+REASONS: Final[dict[str, str]] = {
+    GARBAGE: "bytes skipped while looking for a frame's sync word (count in the detail)",
+    BAD_SYNC: "a single frame (frame-hex) that does not start with the sync word A5 5A",
+    BAD_LENGTH: "LEN outside 5..250, too small for the flags, not matching the buffer, "
+    "a reading cut by the end of the frame, or an over-long line",
+    BAD_CRC: "CRC-16/CCITT-FALSE over LEN..tag does not match",
+    TRUNCATED: "frame ends early: the next frame's sync starts inside its span, or input ended",
+    UNSUPPORTED_VERSION: "protocol version nibble is not 1, or a reserved flag bit is set",
+    UNKNOWN_READING_TYPE: "a reading TYPE byte not in the type table",
+    BAD_CHANNEL: "a reading CHANNEL byte above 250, or battery on a channel other than 0",
+    DUPLICATE_READING: "the same (type, channel) twice in one frame",
+    BAD_HEX: "frame-hex or RYLR data is not an even number of hex digits",
+    BAD_RYLR: "a +RCV line without 5 well-formed fields, or a line that is no module output",
+    LENGTH_MISMATCH: "RYLR <len> differs from the number of data characters",
+    BAD_JSON: "native line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
+    SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp)",
+}
