@@ -117,3 +117,15 @@ def check_range(quantity: str, value: float) -> RangeViolation | None:
     return None
 
 
+
+
+_UNIT_SUFFIXES: Final = ("_ms_cm", "_wm2", "_pct", "_lux", "_hpa", "_kpa", "_dbm", "_mm",
+                         "_ms", "_cm", "_db", "_c", "_v")
+
+
+def label(name: str) -> str:
+    """The quantity's name without its unit suffix: ``soil_ec_ms_cm`` -> ``soil_ec``."""
+    for suffix in _UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

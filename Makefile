@@ -1,0 +1,12 @@
+.PHONY: demo test bench lint
+demo:  ## simulated nodes on a pty serial line -> SQLite, live summary (Ctrl-C to stop)
+	scripts/demo $(ARGS)
+test:  ## install what the tests need, then ruff, mypy and pytest
+	scripts/test $(ARGS)
+bench: ## throughput and CPU figures (not a test)
+	scripts/setup-venv
+	.venv/bin/python benchmarks/ingest.py
+lint:
+	scripts/setup-venv
+	.venv/bin/ruff check gateway firmware_bridge rules dashboards tests benchmarks
+	.venv/bin/mypy

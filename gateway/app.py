@@ -1,0 +1,148 @@
+"""Assemble and run a gateway from settings: sources -> queue -> pipeline -> store.
+
+Threads: one per source (reading), one pipeline worker (decode, validate, commit). The
+main thread waits for a signal or a duration, then sets the shared stop event: sources stop
+reading within 0.1 s, the worker drains the queue, commits and returns, the store closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.clock import ClockMonitor
+from gateway.config import Settings
+from gateway.packet import Record
+from gateway.pipeline.ingest import Pipeline
+from gateway.pipeline.validate import DeviceInfo, Policy
+from gateway.sources.serial import SerialSource
+from gateway.store.sqlite import BatchResult, Store
+
+log = logging.getLogger(__name__)
+
+
+def store_path(settings: Settings) -> Path:
+    return Path(settings.sinks.sqlite.path or Path(settings.data_dir) / "satoyama.db")
+
+
+def open_store(settings: Settings) -> Store:
+    sq = settings.sinks.sqlite
+    return Store(
+        store_path(settings),
+        max_size_mb=sq.max_size_mb,
+        full_policy=sq.full_policy,
+        retention_days=sq.retention_days,
+    )
+
+
+def device_infos(settings: Settings) -> dict[str, DeviceInfo]:
+    infos: dict[str, DeviceInfo] = {}
+    for node, dev in (settings.devices or {}).items():
+        key = dev.key.get_secret_value() if dev.key is not None else None
+        infos[node] = DeviceInfo(
+            site=dev.site or settings.site,
+            plot=dev.plot,
+            calibration={q: (c.scale, c.offset) for q, c in (dev.calibration or {}).items()},
+            key=bytes.fromhex(key) if key else None,
+        )
+    return infos
+
+
+def policy(settings: Settings) -> Policy:
+    v = settings.validation
+    return Policy(
+        default_site=settings.site,
+        max_clock_skew_s=v.max_clock_skew_s,
+        skew_policy=v.skew_policy,
+    )
+
+
+def build_pipeline(
+    settings: Settings,
+    store: Store,
+    *,
+    on_commit: Callable[[BatchResult, list[Record]], None] | None = None,
+) -> Pipeline:
+    return Pipeline(
+        store,
+        policy(settings),
+        devices=device_infos(settings),
+        clock=ClockMonitor(
+            require_sync=settings.clock.require_sync, not_before=settings.clock.not_before
+        ),
+        batch_max=settings.pipeline.batch_max,
+        batch_interval_ms=settings.pipeline.batch_interval_ms,
+        on_commit=on_commit,
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_commit: Callable[[BatchResult, list[Record]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.pipeline.queue_size)
+        self.store = open_store(settings)
+        self.pipeline = build_pipeline(settings, self.store, on_commit=on_commit)
+        self.sources: list[SerialSource] = []
+        serial_cfg = settings.sources.serial
+        if serial_cfg is not None and serial_cfg.port:
+            self.pipeline.add_stream("serial", serial_cfg.format)
+            self.sources.append(
+                SerialSource(
+                    "serial", str(serial_cfg.port), serial_cfg.baudrate, self.inbox,
+                    reopen_interval_s=serial_cfg.reopen_interval_s, stop=self.stop_event,
+                )
+            )
+        self._worker = threading.Thread(
+            target=self.pipeline.run, args=(self.inbox, self.stop_event),
+            name="pipeline", daemon=True,
+        )
+
+    def start(self) -> None:
+        if not self.sources:
+            log.warning("no sources configured: the gateway will store nothing")
+        self._worker.start()
+        for source in self.sources:
+            source.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        for source in self.sources:
+            source.stop(timeout=2.0)
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            log.error("pipeline did not finish within %.0f s", timeout)
+        self.store.close()
+
+    def run_until_stopped(self, duration: float | None = None) -> None:
+        """Run until SIGINT/SIGTERM or ``duration`` seconds, then shut down cleanly."""
+        def _signal(signum: int, _frame: object) -> None:
+            log.info("signal %d: stopping", signum)
+            self.stop_event.set()
+
+        old = {s: signal.signal(s, _signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            end = None if duration is None else time.monotonic() + duration
+            while not self.stop_event.is_set():
+                if end is not None and time.monotonic() >= end:
+                    break
+                self.stop_event.wait(0.2)
+                if not self._worker.is_alive():
+                    log.error("pipeline worker ended unexpectedly")
+                    break
+        finally:
+            self.stop()
+            for s, handler in old.items():
+                signal.signal(s, handler)

@@ -1,0 +1,230 @@
+"""The `satoyama` command. Each subcommand is a small function; heavy imports stay inside them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("satoyama")
+
+
+def _settings(args: argparse.Namespace) -> object:
+    """Settings from -c FILE, else defaults for --data-dir (for replay/export/status)."""
+    from gateway.config import ConfigError, default_settings, load_settings
+
+    try:
+        if getattr(args, "config", None):
+            settings = load_settings(Path(args.config))
+            if getattr(args, "data_dir", None):
+                settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+                settings.sinks.sqlite.path = None  # follow the data dir
+            return settings
+        return default_settings(Path(args.data_dir or "./data"), site=getattr(args, "site", None)
+                                or "demo")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import check_config
+
+    problems = check_config(Path(args.config))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.config}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+
+    gw = Gateway(_settings(args))  # type: ignore[arg-type]
+    gw.run_until_stopped(args.duration)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        duration=args.duration, nodes=args.nodes, rate=args.rate, faults=not args.no_faults,
+        summary_every=args.summary_every, seed=args.seed,
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from gateway.simulate import run_simulate
+
+    return run_simulate(
+        serial=args.serial, mqtt=args.mqtt, stdout=args.stdout, fmt=args.format,
+        nodes=args.nodes, rate=args.rate, count=args.count, duration=args.duration,
+        faults=args.faults, seed=args.seed, site=args.site,
+    )
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.app import build_pipeline, open_store
+    from gateway.replay import replay_files
+
+    settings = _settings(args)
+    store = open_store(settings)  # type: ignore[arg-type]
+    try:
+        pipeline = build_pipeline(settings, store)  # type: ignore[arg-type]
+        counts = replay_files(pipeline, args.format, [Path(p) for p in args.files])
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(counts, sort_keys=True))
+        return 0
+    rejected = {k.removeprefix("rejected."): v for k, v in counts.items()
+                if k.startswith("rejected.")}
+    print(f"packets {counts.get('received.packets', 0)}  stored {counts.get('stored', 0)}  "
+          f"duplicates {counts.get('duplicates', 0)}  rejected {sum(rejected.values())}")
+    for reason, n in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  rejected {reason}: {n}")
+    return 0
+
+
+def _open_readonly(args: argparse.Namespace) -> object:
+    from gateway.app import store_path
+    from gateway.store import Store
+
+    path = store_path(_settings(args))  # type: ignore[arg-type]
+    try:
+        return Store(path, readonly=True)
+    except FileNotFoundError:
+        print(f"satoyama: no store at {path} (run the gateway or the demo first, or pass "
+              "--data-dir/-c)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.export import export_csv
+    from gateway.store import Store
+
+    store = _open_readonly(args)
+    assert isinstance(store, Store)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        n = export_csv(store, out, site=args.site, plot=args.plot, node=args.node,
+                       time_from=args.time_from, time_to=args.time_to, with_units=args.units_row)
+    finally:
+        if args.output:
+            out.close()
+        store.close()
+    print(f"exported {n} rows", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.status import collect, render
+    from gateway.store import Store
+
+    store = _open_readonly(args)
+    assert isinstance(store, Store)
+    try:
+        info = collect(store)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(info, default=str, sort_keys=True, indent=1))
+    else:
+        print(render(info))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="satoyama", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser, required: bool = False) -> None:
+        sp.add_argument("-c", "--config", required=required, help="YAML config file")
+
+    def with_data_dir(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data-dir", help="data directory holding satoyama.db")
+
+    sp = sub.add_parser("demo", help="simulated nodes on a pty serial line -> SQLite, live")
+    sp.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    with_data_dir(sp)
+    sp.add_argument("--nodes", type=int, default=4)
+    sp.add_argument("--rate", type=float, default=2.0, help="packets per second per node")
+    sp.add_argument("--no-faults", action="store_true", help="send only clean frames")
+    sp.add_argument("--summary-every", type=float, default=5.0, help="seconds between summaries")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("run", help="run the gateway as configured")
+    with_config(sp, required=True)
+    sp.add_argument("--duration", type=float, help="seconds to run (default: until signalled)")
+    sp.set_defaults(func=cmd_run, data_dir=None)
+
+    sp = sub.add_parser("check-config", help="validate a config file, its rules and devices")
+    with_config(sp, required=True)
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("simulate", help="simulated field nodes to a serial port or stdout")
+    target = sp.add_mutually_exclusive_group(required=True)
+    target.add_argument("--serial", help="serial device or pty to write to")
+    target.add_argument("--mqtt", help="MQTT broker URL (mqtt://host:port)")
+    target.add_argument("--stdout", action="store_true", help="write to standard output")
+    sp.add_argument("--format", default="frame", choices=["frame", "jsonl", "rylr", "frame-hex"])
+    sp.add_argument("--nodes", type=int, default=4)
+    sp.add_argument("--rate", type=float, default=1.0, help="packets per second per node")
+    sp.add_argument("--count", type=int, help="packets per node, then stop")
+    sp.add_argument("--duration", type=float, help="seconds, then stop")
+    sp.add_argument("--faults", action="store_true",
+                    help="inject garbage, bad CRC, truncation, duplicates, gaps, skewed clocks")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--site", default="demo")
+    sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")
+    sp.add_argument("--format", required=True, choices=["native", "frame-hex", "rylr", "frame"])
+    sp.add_argument("files", nargs="+")
+    with_config(sp)
+    with_data_dir(sp)
+    sp.add_argument("--json", action="store_true", help="counts as JSON")
+    sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("export", help="readings as CSV with units and provenance")
+    with_config(sp)
+    with_data_dir(sp)
+    sp.add_argument("--format", default="csv", choices=["csv"])
+    sp.add_argument("--site")
+    sp.add_argument("--plot")
+    sp.add_argument("--node")
+    sp.add_argument("--from", dest="time_from", help="ISO 8601 start (UTC if no offset)")
+    sp.add_argument("--to", dest="time_to", help="ISO 8601 end, exclusive")
+    sp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    sp.add_argument("--units-row", action="store_true", help="add a second header row of units")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("status", help="counters, rejects, nodes and last values")
+    with_config(sp)
+    with_data_dir(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""`satoyama status`: what the gateway has done, read from its store (no running process needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.catalogue import BY_NAME, label
+from gateway.store.sqlite import Store
+
+
+def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "store": {"path": str(store.path), "used_bytes": store.used_bytes(),
+                  "readings": store.count("reading"), "packets": store.count("packet"),
+                  "quarantined": store.count("quarantine")},
+        "counters": dict(sorted(store.counters().items())),
+        "quarantine_by_reason": store.quarantine_counts(),
+        "nodes": store.node_states(),
+        "latest": {f"{node}/{sensor}": v for (node, sensor), v in store.latest_values().items()},
+        "device": store.latest_device(),
+        "backlog": {sink: store.backlog(sink) for sink in sinks},
+    }
+
+
+def fmt_value(quantity: str, value: float) -> str:
+    q = BY_NAME.get(quantity)
+    if q is None:
+        return f"{quantity}={value:g}"
+    return f"{label(quantity)}={value:.{q.decimals}f}{q.unit}"
+
+
+def ago(ns: int, now_ns: int) -> str:
+    s = max(0, (now_ns - ns) // 1_000_000_000)
+    if s < 120:
+        return f"{s}s ago"
+    if s < 7200:
+        return f"{s // 60}m ago"
+    return f"{s // 3600}h ago"
+
+
+def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
+    now = time.time_ns()
+    zone = ZoneInfo(tz)
+    st = info["store"]
+    lines = [
+        f"store      {st['path']}  ({st['used_bytes'] / 1e6:.1f} MB used)",
+        f"packets    {st['packets']} stored, {st['readings']} reading rows, "
+        f"{st['quarantined']} quarantined",
+    ]
+    c = info["counters"]
+    lines.append(
+        f"counters   received {c.get('received.packets', 0)}, stored {c.get('stored', 0)}, "
+        f"duplicates {c.get('duplicates', 0)}"
+    )
+    if info["quarantine_by_reason"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(info["quarantine_by_reason"].items()))
+        lines.append(f"rejected   {reasons}")
+    flagged = {k: v for k, v in c.items() if k.startswith(("flagged.", "store.", "reanchored"))}
+    if flagged:
+        lines.append("flagged    " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))
+    for sink, backlog in info["backlog"].items():
+        lines.append(f"outbox     {sink}: " + ", ".join(f"{t} {n}" for t, n in backlog.items()))
+    lines.append("nodes")
+    for n in info["nodes"]:
+        seen = dt.datetime.fromtimestamp(n["last_received_ns"] / 1e9, zone)
+        dev = info["device"].get(n["node"], {})
+        health = " ".join(
+            fmt_value(k, v) for k, v in dev.items() if k in ("battery_v", "rssi_dbm", "snr_db")
+        )
+        loss = dev.get("packet_loss_pct")
+        lines.append(
+            f"  {n['site']}/{n['plot']}/{n['node']}  last {seen:%Y-%m-%d %H:%M:%S %Z}"
+            f" ({ago(n['last_received_ns'], now)}) seq {n['last_seq']}  {health}"
+            + (f" loss={loss:.0f}%" if loss is not None else "")
+        )
+        for key, values in sorted(info["latest"].items()):
+            node, sensor = key.split("/", 1)
+            if node == n["node"]:
+                shown = "  ".join(fmt_value(q, v) for q, v in values.items())
+                lines.append(f"      {sensor:<10} {shown}")
+    return "\n".join(lines)

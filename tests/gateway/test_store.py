@@ -1,0 +1,114 @@
+"""The SQLite store on real files: dedup across reopen, counters in step, bounds, cursors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.packet import Record, Rejection
+from gateway.store.sqlite import QuarantineEntry, Store, StoreFull
+
+
+def record(node: str = "n1", seq: int = 1, *, t: int = 1_780_000_000, moisture: float = 30.0,
+           digest: bytes | None = None) -> Record:
+    return Record(
+        time_ns=t * 10**9, received_ns=t * 10**9, site="s", plot="p1", node=node, seq=seq,
+        digest=digest or f"{node}:{seq}".encode(), source="serial", format="frame",
+        time_source="gateway",
+        readings={"main": {"temperature_c": 20.5}, "soil_10cm": {"soil_moisture_pct": moisture}},
+        device={"battery_v": 3.7, "seq": float(seq)},
+    )
+
+
+def test_batch_is_stored_with_tags_and_fields(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    result = store.write_batch([record(seq=1), record(seq=2)])
+    assert (result.stored, result.duplicates) == (2, 0)
+    rows = store.execute(
+        "SELECT node, sensor, temperature_c, soil_moisture_pct FROM reading ORDER BY id")
+    assert rows == [("n1", "main", 20.5, None), ("n1", "soil_10cm", None, 30.0)] * 2
+    assert store.execute("SELECT battery_v, seq FROM device") == [(3.7, 1.0), (3.7, 2.0)]
+    assert store.counters() == {"stored": 2}
+
+
+def test_duplicates_are_ignored_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.write_batch([record(seq=1), record(seq=2)])
+    store.close()
+    store = Store(path)
+    result = store.write_batch([record(seq=2), record(seq=3), record(seq=3)])
+    assert (result.stored, result.duplicates) == (1, 2)
+    assert result.duplicate_keys == [("n1", 2), ("n1", 3)]
+    assert store.count("packet") == 3
+    assert store.count("reading") == 6
+    assert store.counters() == {"stored": 3, "duplicates": 2}
+
+
+def test_quarantine_keeps_raw_bytes_and_counts_by_reason(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    rej = [
+        QuarantineEntry(Rejection("bad_crc", "crc 1234 != 4321", b"\xa5\x5a\x01", "frame"),
+                        "serial", 5),
+        QuarantineEntry(Rejection("garbage", "3 bytes", b"xyz", "frame"), "serial", 6),
+        QuarantineEntry(Rejection("bad_crc", "crc", b"\x00", "frame"), "serial", 7),
+    ]
+    store.write_batch([], rej, {"received.packets": 0})
+    assert store.quarantine_counts() == {"bad_crc": 2, "garbage": 1}
+    assert store.counters() == {"rejected.bad_crc": 2, "rejected.garbage": 1}
+    newest = store.quarantine(limit=1)[0]
+    assert (newest["reason"], newest["raw"]) == ("bad_crc", b"\x00")
+
+
+def test_failed_batch_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    bad = record(seq=2)
+    bad.readings = {"main": {"no_such_column": 1.0}}
+    with pytest.raises(Exception, match="no_such_column"):
+        store.write_batch([record(seq=1), bad], counters={"received.packets": 2})
+    assert store.count("packet") == 0
+    assert store.counters() == {}
+
+
+def test_drop_oldest_keeps_the_store_under_its_bound(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", max_size_mb=0.25, full_policy="drop_oldest")
+    for batch in range(20):
+        store.write_batch([record(seq=batch * 100 + i) for i in range(100)])
+        store.enforce_bounds(now_ns=0)
+    assert store.used_bytes() <= 0.25 * 1024 * 1024
+    counters = store.counters()
+    assert counters["store.dropped_oldest"] > 0
+    kept = store.count("packet")
+    assert kept + counters["store.dropped_oldest"] == 2000
+    # The newest data is what survives.
+    assert store.execute("SELECT max(seq) FROM packet") == [(1999,)]
+
+
+def test_stop_ingest_policy_raises_store_full(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", max_size_mb=0.05, full_policy="stop_ingest")
+    store.write_batch([record(seq=i) for i in range(500)])
+    with pytest.raises(StoreFull, match="stop_ingest"):
+        store.enforce_bounds(now_ns=0)
+
+
+def test_sink_cursors_are_independent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.write_batch([record(seq=i) for i in range(5)])
+    rows = store.rows_after("reading", store.cursor("influx", "reading"), limit=4)
+    assert len(rows) == 4
+    store.advance("influx", "reading", rows[-1]["id"])
+    assert store.backlog("influx") == {"reading": 6, "device": 5}
+    assert store.backlog("other") == {"reading": 10, "device": 5}
+
+
+def test_held_packets_can_be_reanchored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    rec = record(seq=9)
+    rec.time_source = "held"
+    store.write_batch([rec], boot_id="boot-a", monotonic_ns={id(rec): 123})
+    [(packet_id, boot, mono, _)] = store.held_packets()
+    assert (boot, mono) == ("boot-a", 123)
+    store.set_packet_times([(packet_id, 42, "reanchored")])
+    assert store.held_packets() == []
+    assert set(store.execute("SELECT time_ns FROM reading")) == {(42,)}

@@ -1,0 +1,127 @@
+"""Validation is a pure function: each rule of it, one case at a time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from firmware_bridge.auth import sign
+from gateway.packet import Packet
+from gateway.pipeline.validate import DeviceInfo, Policy, packet_digest, validate
+
+NOW = 1_790_000_000 * 10**9
+POLICY = Policy(default_site="farm", max_clock_skew_s=300)
+
+
+def packet(**kw: object) -> Packet:
+    base: dict[str, object] = {
+        "node": "n1", "seq": 7, "format": "frame", "raw": b"raw",
+        "readings": {("temperature_c", "main"): 20.0, ("humidity_pct", "main"): 60.0,
+                     ("soil_moisture_pct", "soil_10cm"): 31.5},
+        "battery_v": 3.6,
+    }
+    base.update(kw)
+    return Packet(**base)  # type: ignore[arg-type]
+
+
+def run(p: Packet, **kw: object):  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {"received_ns": NOW, "source": "serial", "policy": POLICY,
+                               "device": None, "clock_trusted": True}
+    args.update(kw)
+    return validate(p, **args)  # type: ignore[arg-type]
+
+
+def test_good_packet_becomes_a_record_with_derived_values() -> None:
+    out = run(packet())
+    assert out.rejections == []
+    rec = out.record
+    assert rec is not None
+    assert (rec.site, rec.plot, rec.time_ns, rec.time_source) == ("farm", "unassigned", NOW,
+                                                                   "gateway")
+    assert rec.readings["soil_10cm"] == {"soil_moisture_pct": 31.5}
+    main = rec.readings["main"]
+    assert main["dew_point_c"] == pytest.approx(12.0, abs=0.1)
+    assert main["vpd_kpa"] == pytest.approx(0.935, abs=0.001)
+    assert rec.device == {"battery_v": 3.6, "seq": 7.0}
+
+
+@pytest.mark.parametrize(
+    ("readings", "reason"),
+    [
+        ({("soil_moisture_pct", "soil_10cm"): 140.0}, "out_of_range"),
+        ({("temperature_c", "main"): -90.0}, "out_of_range"),
+        ({("temperature_c", "main"): math.nan}, "sensor_fault"),
+        ({("humidity_pct", "main"): math.inf}, "sensor_fault"),
+        ({("moisture_of_the_moon", "main"): 1.0}, "unknown_quantity"),
+    ],
+)
+def test_bad_reading_is_rejected_alone(readings: dict, reason: str) -> None:
+    good = {("soil_temperature_c", "soil_10cm"): 18.0}
+    out = run(packet(readings={**good, **readings}))
+    assert [r.reason for r in out.rejections] == [reason]
+    assert out.rejections[0].raw == b"raw"
+    assert out.record is not None
+    assert out.record.readings == {"soil_10cm": {"soil_temperature_c": 18.0}}
+
+
+def test_packet_with_nothing_valid_is_rejected_whole() -> None:
+    out = run(packet(readings={("soil_moisture_pct", "main"): 150.0}, battery_v=None))
+    assert out.record is None
+    assert [r.reason for r in out.rejections] == ["out_of_range"]
+    assert "soil_moisture_pct=150" in out.rejections[0].detail
+
+
+def test_calibration_is_applied_before_the_range_check() -> None:
+    dev = DeviceInfo(site="hill", plot="p3", calibration={"soil_moisture_pct": (0.5, 2.0)})
+    out = run(packet(readings={("soil_moisture_pct", "soil_10cm"): 120.0}), device=dev)
+    assert out.record is not None
+    assert out.record.readings == {"soil_10cm": {"soil_moisture_pct": 62.0}}
+    assert (out.record.site, out.record.plot) == ("hill", "p3")
+
+
+def test_skewed_node_clock_follows_the_policy() -> None:
+    skewed = packet(node_time_ns=NOW - 3 * 3600 * 10**9)
+    out = run(skewed)
+    assert out.record is not None
+    assert (out.record.time_ns, out.record.time_source) == (NOW, "gateway")
+    assert out.flags == {"flagged.clock_skew_corrected": 1}
+    strict = Policy(default_site="farm", max_clock_skew_s=300, skew_policy="quarantine")
+    out = run(skewed, policy=strict)
+    assert out.record is None
+    assert [r.reason for r in out.rejections] == ["clock_skew"]
+    near = packet(node_time_ns=NOW - 60 * 10**9)
+    rec = run(near, policy=strict).record
+    assert rec is not None
+    assert (rec.time_ns, rec.time_source) == (NOW - 60 * 10**9, "node")
+
+
+def test_untrusted_gateway_clock_holds_the_time() -> None:
+    out = run(packet(), clock_trusted=False)
+    assert out.record is not None
+    assert out.record.time_source == "held"
+    assert out.flags == {"flagged.time_held": 1}
+
+
+def test_replay_keeps_recorded_node_time_however_old() -> None:
+    old = NOW - 90 * 86400 * 10**9
+    rec = run(packet(node_time_ns=old), replay=True).record
+    assert rec is not None
+    assert (rec.time_ns, rec.time_source) == (old, "node")
+
+
+def test_hmac_is_required_and_checked_for_nodes_with_a_key() -> None:
+    key = bytes(range(16))
+    dev = DeviceInfo(site="s", plot="p", key=key)
+    assert [r.reason for r in run(packet(), device=dev).rejections] == ["auth_missing"]
+    forged = packet(signed=b"body", auth_tag=b"\x00" * 8)
+    assert [r.reason for r in run(forged, device=dev).rejections] == ["auth_failed"]
+    good = packet(signed=b"body", auth_tag=sign(key, b"body"))
+    assert run(good, device=dev).record is not None
+
+
+def test_digest_ignores_radio_fields_but_not_content() -> None:
+    a = packet(rssi_dbm=-90.0)
+    assert packet_digest(a) == packet_digest(packet(rssi_dbm=-110.0, snr_db=3.0))
+    assert packet_digest(a) != packet_digest(packet(seq=8))
+    assert packet_digest(a) != packet_digest(packet(battery_v=3.5))
