@@ -1,0 +1,655 @@
+"""The typed settings model: every key a Satoyama config file may hold.
+
+One model, validated once at start. Every section refuses unknown keys, so a typo is an
+error with a hint instead of a silently ignored setting. Field descriptions are the
+reference documentation (``docs/configuration.md`` is generated from them) and a field's
+``hint`` (in ``json_schema_extra``) is shown with any error about that field.
+
+Validators here are pure: they never touch the file system. Checks that need the disk
+(rule files, TLS files, secret files) live in :mod:`gateway.config.loader`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import socket
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.catalogue import BY_NAME, canonical_name
+
+ENV_PREFIX = "SATOYAMA_"
+ENV_NESTED_DELIMITER = "__"
+DEFAULT_TIMEZONE = "Asia/Tokyo"
+DEFAULT_MQTT_TOPIC = "satoyama/+/+/up"
+SQLITE_FILENAME = "satoyama.db"
+MIN_NODE_KEY_BYTES = 16
+
+
+def config_error(message: str, hint: str = "", *, fields: tuple[str, ...] = ()) -> Exception:
+    """A validation error that carries its own hint (and, from a model validator, the
+    child keys it is about, so the problem points at ``sinks.influxdb.bucket`` rather than
+    at ``sinks.influxdb``)."""
+    return PydanticCustomError(
+        "satoyama_config", "{message}", {"message": message, "hint": hint, "fields": fields}
+    )
+
+
+def _hint(text: str) -> dict[str, Any]:
+    return {"hint": text}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------- names
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_name(value: str) -> str:
+    # Node and site names end up in MQTT topic levels and InfluxDB tags.
+    if not _NAME.match(value):
+        raise config_error(
+            f"{value!r} is not a valid name",
+            "use letters, digits, '_', '-' and '.', starting with a letter or digit "
+            "(names become MQTT topic levels and InfluxDB tags)",
+        )
+    return value
+
+
+def _check_quantity(value: str) -> str:
+    if value in BY_NAME:
+        return value
+    close = difflib.get_close_matches(value, list(BY_NAME), n=3, cutoff=0.6)
+    alias_of = canonical_name(value)
+    if alias_of is not None and alias_of not in close:
+        close.insert(0, alias_of)
+    hint = f"did you mean {_quoted_or(close)}? " if close else ""
+    raise config_error(
+        f"{value!r} is not a quantity in the sensor catalogue",
+        hint + "known quantities: " + ", ".join(BY_NAME),
+    )
+
+
+def _quoted_or(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+QuantityName = Annotated[str, AfterValidator(_check_quantity)]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class SerialSourceConfig(_Section):
+    """A radio receiver on a serial port."""
+
+    port: str = Field(
+        description="Serial device of the radio receiver, e.g. /dev/ttyUSB0 or a stable "
+        "/dev/serial/by-id/... path.",
+        min_length=1,
+        json_schema_extra=_hint("prefer /dev/serial/by-id/... so the path survives replugging"),
+    )
+    baudrate: int = Field(default=115200, gt=0, description="Line speed in baud.")
+    format: Literal["frame", "jsonl", "rylr"] = Field(
+        default="frame",
+        description="What the receiver writes: `frame` (Satoyama binary frames), `jsonl` "
+        "(one native JSON uplink per line) or `rylr` (REYAX RYLR `+RCV=` lines).",
+        json_schema_extra=_hint(
+            "frame for Satoyama receiver firmware, rylr for a REYAX RYLR module, "
+            "jsonl for one JSON uplink per line"
+        ),
+    )
+    reopen_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between attempts to reopen a vanished port."
+    )
+
+
+class TlsConfig(_Section):
+    """TLS for the MQTT connection. Relative paths are resolved against the config file."""
+
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the broker's certificate (default: system CAs).",
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (with `key_file`)."
+    )
+    key_file: Path | None = Field(
+        default=None, description="Private key of the client certificate."
+    )
+    insecure: bool = Field(
+        default=False,
+        description="Skip certificate verification. Only for testing against a broker with "
+        "a self-signed certificate.",
+    )
+
+    @model_validator(mode="after")
+    def _cert_needs_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise config_error(
+                "cert_file and key_file go together",
+                "a client certificate needs its private key; set both or neither",
+                fields=(missing,),
+            )
+        return self
+
+
+_TOPIC_LEVEL_BAD = re.compile(r"[+#]")
+
+
+def _check_topic_filter(topic: str) -> str:
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if level == "#" and i != len(levels) - 1:
+            raise config_error(
+                f"{topic!r}: '#' must be the last topic level", "e.g. satoyama/# or satoyama/+/+/up"
+            )
+        if level not in ("+", "#") and _TOPIC_LEVEL_BAD.search(level):
+            raise config_error(
+                f"{topic!r}: '+' and '#' must fill a whole topic level", "e.g. satoyama/+/+/up"
+            )
+    if topic.startswith("$share/"):
+        raise config_error(
+            f"{topic!r}: give the plain topic here",
+            "set sources.mqtt.shared_group instead of writing $share/ yourself",
+        )
+    return topic
+
+
+TopicFilter = Annotated[str, Field(min_length=1), AfterValidator(_check_topic_filter)]
+
+
+class MqttSourceConfig(_Section):
+    """Uplinks from an MQTT broker (native JSON, LoRaWAN servers, rtl_433, ...)."""
+
+    url: str = Field(
+        description="Broker address, `mqtt://host:port` or `mqtts://host:port` (TLS). The "
+        "port defaults to 1883 / 8883.",
+        json_schema_extra=_hint("e.g. mqtt://localhost:1883 or mqtts://broker.example.org:8883"),
+    )
+    topics: list[TopicFilter] = Field(
+        default_factory=lambda: [DEFAULT_MQTT_TOPIC],
+        min_length=1,
+        description="Topic filters to subscribe to.",
+    )
+    username: str | None = Field(default=None, description="Broker user name.")
+    password: SecretStr | None = Field(default=None, description="Broker password (secret).")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the broker password (e.g. a Docker secret); "
+        "instead of `password`.",
+    )
+    tls: TlsConfig | None = Field(
+        default=None,
+        description="TLS settings; `mqtts://` without this section uses the system CAs.",
+    )
+    client_id: str | None = Field(
+        default=None, description="MQTT client id (default: generated from gateway_id)."
+    )
+    shared_group: str | None = Field(
+        default=None,
+        description="Subscribe as `$share/<group>/<topic>` (MQTT v5 shared subscription) so "
+        "several gateways split the load.",
+        json_schema_extra=_hint("a plain name such as 'satoyama-ingest', without '/', '+', '#'"),
+    )
+    qos: Literal[0, 1, 2] = Field(default=1, description="Subscription QoS; 1 gives at-least-once.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise config_error(
+                f"{url!r} is not an mqtt:// or mqtts:// URL",
+                "e.g. mqtt://localhost:1883 or mqtts://broker.example.org:8883",
+            )
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise config_error(f"{url!r} has an invalid port", "ports are 1-65535") from None
+        if not parts.hostname:
+            raise config_error(f"{url!r} has no host name", "e.g. mqtt://localhost:1883")
+        return url
+
+    @field_validator("shared_group")
+    @classmethod
+    def _check_group(cls, group: str | None) -> str | None:
+        if group is not None and (not group or re.search(r"[/+#]", group)):
+            raise config_error(
+                f"{group!r} is not a valid shared subscription group",
+                "a plain name without '/', '+' or '#'",
+            )
+        return group
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttSourceConfig:
+        if self.password is not None and self.password_file is not None:
+            raise config_error(
+                "set either password or password_file, not both",
+                "password_file suits Docker/systemd secrets",
+                fields=("password_file",),
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.uses_tls else 1883)
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts" or self.tls is not None
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The topic filters to subscribe to, with the ``$share/<group>/`` prefix if any."""
+        if self.shared_group is None:
+            return list(self.topics)
+        return [f"$share/{self.shared_group}/{t}" for t in self.topics]
+
+
+class SourcesConfig(_Section):
+    serial: SerialSourceConfig | None = Field(
+        default=None, description="Radio receiver on a serial port; leave out if there is none."
+    )
+    mqtt: MqttSourceConfig | None = Field(
+        default=None, description="MQTT broker to take uplinks from; leave out if there is none."
+    )
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class SqliteSinkConfig(_Section):
+    """The local store on the gateway's own disk (always on: it is also the outbox)."""
+
+    path: Path | None = Field(
+        default=None, description="Database file (default `<data_dir>/satoyama.db`)."
+    )
+    max_size_mb: int = Field(default=2048, gt=0, description="Size bound of the database in MiB.")
+    full_policy: Literal["drop_oldest", "stop_ingest"] = Field(
+        default="drop_oldest",
+        description="At the size bound: `drop_oldest` deletes the oldest readings, "
+        "`stop_ingest` refuses new ones (sources stop acknowledging).",
+        json_schema_extra=_hint(
+            "drop_oldest keeps the gateway running on a small SD card; "
+            "stop_ingest never loses stored history"
+        ),
+    )
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Delete readings older than this many days; 0 keeps them forever.",
+    )
+
+
+class InfluxDBSinkConfig(_Section):
+    """An InfluxDB to write readings to (1.x, 2.x, 3.x or Cloud)."""
+
+    url: str = Field(
+        description="Base URL of the InfluxDB HTTP API, e.g. http://localhost:8086.",
+        json_schema_extra=_hint(
+            "e.g. http://localhost:8086 or https://eu-central-1-1.aws.cloud2.influxdata.com"
+        ),
+    )
+    api: Literal["v1", "v2"] = Field(
+        default="v2",
+        description="Write API: `v2` (`/api/v2/write`; InfluxDB 2.x, 3.x, Cloud) or `v1` "
+        "(`/write`; InfluxDB 1.x).",
+        json_schema_extra=_hint("use v2 for InfluxDB 2.x/3.x, v1 for InfluxDB 1.x"),
+    )
+    org: str | None = Field(default=None, description="Organisation (api v2, required there).")
+    bucket: str | None = Field(default=None, description="Bucket (api v2, required there).")
+    database: str | None = Field(default=None, description="Database (api v1, required there).")
+    token: SecretStr | None = Field(
+        default=None,
+        description="API token (secret; required for api v2 unless `token_file` is set).",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the API token (e.g. a Docker secret); instead of `token`.",
+    )
+    batch_size: int = Field(default=5000, gt=0, description="Most points per write request.")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="Longest wait before a write.")
+    enabled: bool = Field(default=True, description="Set false to keep the section but not write.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise config_error(
+                f"{url!r} is not an http:// or https:// URL", "e.g. http://localhost:8086"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _api_needs(self) -> InfluxDBSinkConfig:
+        if self.token is not None and self.token_file is not None:
+            raise config_error(
+                "set either token or token_file, not both",
+                "token_file suits Docker/systemd secrets",
+                fields=("token_file",),
+            )
+        if self.api == "v2":
+            missing = tuple(f for f in ("org", "bucket") if not getattr(self, f))
+            if missing:
+                raise config_error(
+                    "required when api is v2",
+                    "InfluxDB 2.x/3.x writes go to an org and a bucket; for InfluxDB 1.x set "
+                    "api: v1 and database",
+                    fields=missing,
+                )
+            if self.enabled and self.token is None and self.token_file is None:
+                raise config_error(
+                    "required when api is v2",
+                    "set token_file, or the environment variable "
+                    "SATOYAMA_SINKS__INFLUXDB__TOKEN; keep tokens out of config files",
+                    fields=("token",),
+                )
+        elif not self.database:
+            raise config_error(
+                "required when api is v1",
+                "InfluxDB 1.x writes go to a database; for InfluxDB 2.x/3.x set api: v2, "
+                "org and bucket",
+                fields=("database",),
+            )
+        return self
+
+
+class SinksConfig(_Section):
+    sqlite: SqliteSinkConfig = Field(
+        default_factory=lambda: SqliteSinkConfig(),
+        description="The local SQLite store (always on).",
+    )
+    influxdb: InfluxDBSinkConfig | None = Field(
+        default=None, description="InfluxDB to forward readings to; leave out if there is none."
+    )
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+class ValidationConfig(_Section):
+    """How readings are judged before they are stored."""
+
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A node timestamp further than this from the gateway clock is skewed.",
+    )
+    skew_policy: Literal["receive_time", "quarantine"] = Field(
+        default="receive_time",
+        description="What to do with a skewed timestamp: `receive_time` stores the reading "
+        "at the time it was received (flagged), `quarantine` keeps it out of storage.",
+        json_schema_extra=_hint("receive_time keeps the data; quarantine keeps the history clean"),
+    )
+    dedup_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a (node, seq) or (node, timestamp) is remembered to drop "
+        "duplicates and replays.",
+    )
+
+
+class ClockConfig(_Section):
+    """Whether the gateway's own clock can be trusted."""
+
+    require_sync: bool = Field(
+        default=False,
+        description="Hold readings until the system clock is synchronised (NTP). Turn on "
+        "for a Raspberry Pi without RTC, whose clock starts in the past after a power cut.",
+    )
+    not_before: date = Field(
+        default=date(2026, 1, 1),
+        description="A wall clock earlier than this date is never trusted.",
+        json_schema_extra=_hint("a date in YYYY-MM-DD form"),
+    )
+
+
+class PipelineConfig(_Section):
+    """The bounded queue between the sources and storage."""
+
+    queue_size: int = Field(
+        default=10000,
+        gt=0,
+        description="Items the ingest queue holds; sources wait (backpressure) when it is full.",
+    )
+    batch_max: int = Field(
+        default=500, gt=0, description="Most readings committed per transaction."
+    )
+    batch_interval_ms: int = Field(default=200, gt=0, description="Longest wait to fill a batch.")
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class SensorConfig(_Section):
+    """One sensor (channel or probe depth) of a node."""
+
+    depth_cm: int | None = Field(default=None, ge=0, description="Probe depth below ground in cm.")
+    quantities: list[QuantityName] | None = Field(
+        default=None, description="Catalogue quantities this sensor measures."
+    )
+    description: str | None = Field(default=None, description="Free text.")
+
+
+class CalibrationConfig(_Section):
+    """A linear correction applied as ``value * scale + offset``."""
+
+    offset: float = Field(default=0.0, description="Added after scaling, in the quantity's unit.")
+    scale: float = Field(default=1.0, description="Multiplier; must not be 0.")
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, scale: float) -> float:
+        if scale == 0:
+            raise config_error(
+                "scale 0 would flatten every reading to the offset", "use 1 for no scaling"
+            )
+        return scale
+
+    def apply(self, value: float) -> float:
+        return value * self.scale + self.offset
+
+
+def _check_key_hex(key: SecretStr | None) -> SecretStr | None:
+    # Messages never show the key itself.
+    if key is None:
+        return None
+    text = key.get_secret_value().strip()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise config_error(
+            "node key is not a hex string",
+            "write the key as hex digits, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(16))'`",
+        ) from None
+    if len(raw) < MIN_NODE_KEY_BYTES:
+        raise config_error(
+            f"node key is {len(raw)} bytes; at least {MIN_NODE_KEY_BYTES} are needed",
+            f"use {MIN_NODE_KEY_BYTES * 2} or more hex digits "
+            "(secrets.token_hex(16) gives 16 bytes)",
+        )
+    return SecretStr(text.lower())
+
+
+class DeviceConfig(_Section):
+    """One field node in the device registry."""
+
+    site: Name | None = Field(
+        default=None, description="Site of the node (default: the top-level `site`)."
+    )
+    plot: Name = Field(
+        default="unassigned", description="Plot (field, terrace, greenhouse) the node is in."
+    )
+    crop: str | None = Field(
+        default=None, description="What grows there; rules use it for presets."
+    )
+    sensors: dict[Name, SensorConfig] | None = Field(
+        default=None, description="Sensors by tag (`main`, `soil_10cm`, ...)."
+    )
+    calibration: dict[QuantityName, CalibrationConfig] = Field(
+        default_factory=dict,
+        description="Per-quantity correction (`value * scale + offset`) by catalogue name.",
+    )
+    key: Annotated[SecretStr | None, AfterValidator(_check_key_hex)] = Field(
+        default=None,
+        description="HMAC key for authenticated frames, hex, at least 16 bytes (secret).",
+        json_schema_extra=_hint(
+            'write it quoted (key: "8f3a...") so YAML keeps it a string; '
+            "generate one with `python -c 'import secrets; "
+            "print(secrets.token_hex(16))'`"
+        ),
+    )
+    description: str | None = Field(default=None, description="Free text.")
+
+    def calibrate(self, quantity: str, value: float) -> float:
+        """The calibrated value of one reading (unchanged if the quantity has none)."""
+        cal = self.calibration.get(quantity)
+        return value if cal is None else cal.apply(value)
+
+    def key_bytes(self) -> bytes | None:
+        return None if self.key is None else bytes.fromhex(self.key.get_secret_value())
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(name, sorted(available_timezones()), n=3)
+        hint = f"did you mean {_quoted_or(close)}? " if close else ""
+        raise config_error(
+            f"{name!r} is not a known time zone", hint + "use an IANA name such as Asia/Tokyo"
+        ) from None
+    return name
+
+
+class Settings(BaseSettings):
+    """Everything the gateway is configured with.
+
+    Build it with :func:`gateway.config.load_settings` (a YAML file plus ``SATOYAMA_``
+    environment overrides) or :func:`gateway.config.default_settings`. Constructing it
+    directly reads nothing from the environment: the loader applies environment overrides
+    itself so that every override can be named in an error message.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_default=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+    )
+
+    site: Name = Field(
+        description="Name of the farm or site; the `site` tag of every reading.",
+        json_schema_extra=_hint("e.g. site: kamiyama-terraces"),
+    )
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = Field(
+        default=DEFAULT_TIMEZONE, description="IANA time zone for display, summaries and schedules."
+    )
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="Directory for the database and state (relative to the working directory).",
+    )
+    gateway_id: Name = Field(
+        default_factory=socket.gethostname,
+        description="Name of this gateway in its own metrics (default: the host name).",
+    )
+    sources: SourcesConfig = Field(
+        default_factory=lambda: SourcesConfig(), description="Where readings come from."
+    )
+    sinks: SinksConfig = Field(
+        default_factory=lambda: SinksConfig(), description="Where readings are stored."
+    )
+    validation: ValidationConfig = Field(
+        default_factory=lambda: ValidationConfig(), description="Checks on incoming readings."
+    )
+    clock: ClockConfig = Field(
+        default_factory=lambda: ClockConfig(), description="Trust in the gateway's clock."
+    )
+    pipeline: PipelineConfig = Field(
+        default_factory=lambda: PipelineConfig(), description="Queue and batching."
+    )
+    rules: list[Path] = Field(
+        default_factory=list,
+        description="Alert rule files; relative paths are resolved against the directory "
+        "of the config file.",
+    )
+    devices: dict[Name, DeviceConfig] = Field(
+        default_factory=dict,
+        description="Device registry: node name to its site, plot, crop, sensors, "
+        "calibration and key. Nodes not listed are stored under plot `unassigned`.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only explicit values: the loader merges file and environment (see class doc).
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.sinks.sqlite.path is None:
+            self.sinks.sqlite.path = self.data_dir / SQLITE_FILENAME
+        for device in self.devices.values():
+            if device.site is None:
+                device.site = self.site
+        return self
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite database file (``sinks.sqlite.path``, always set after loading)."""
+        return self.sinks.sqlite.path or self.data_dir / SQLITE_FILENAME
+
+    def devices_for(self, node: str) -> DeviceConfig | None:
+        """The registry entry for a node, or None if the node is not registered."""
+        return self.devices.get(node)
+
+    def device_site(self, node: str) -> str:
+        device = self.devices.get(node)
+        return device.site if device is not None and device.site else self.site
+
+    def device_plot(self, node: str) -> str:
+        device = self.devices.get(node)
+        return device.plot if device is not None else "unassigned"
