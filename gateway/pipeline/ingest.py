@@ -12,6 +12,7 @@ commits, and returns. A full queue blocks the sources (backpressure), never drop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -94,6 +95,7 @@ class Pipeline:
         self._boot_id = boot_id()
         self._had_held = bool(store.held_packets())
         self.totals: dict[str, int] = {}
+        self.paused = False  # store full with full_policy stop_ingest: sources wait
 
     # ---------------------------------------------------------------- input
 
@@ -224,10 +226,15 @@ class Pipeline:
         housekeeping_at = time.monotonic() + 5.0
         while True:
             timeout = max(0.0, deadline - time.monotonic())
-            try:
+            msg: RawChunk | SourceEvent | None = None
+            if self.paused and not stop.is_set():
+                # Not reading the inbox lets it fill, and the sources then wait: backpressure
+                # instead of loss while the store is full.
+                stop.wait(1.0)
+                self.housekeeping()
+                continue
+            with contextlib.suppress(queue.Empty):
                 msg = inbox.get(timeout=min(timeout, 0.1))
-            except queue.Empty:
-                msg = None
             if isinstance(msg, RawChunk):
                 if msg.source not in self._streams:
                     log.error("chunk from unknown source %s dropped", msg.source)
@@ -255,7 +262,13 @@ class Pipeline:
             self.reanchor_held()
             self.store.enforce_bounds(time.time_ns())
         except StoreFull as exc:
-            log.error("%s", exc)
+            if not self.paused:
+                log.error("%s: ingest paused until there is room", exc)
+            self.paused = True
+        else:
+            if self.paused:
+                log.warning("store has room again: ingest resumed")
+            self.paused = False
 
     def _commit_with_retry(self, stop: threading.Event, *, final: bool = False) -> None:
         """Commit; on a store error keep the batch and retry (it is not lost)."""

@@ -136,10 +136,11 @@ def validate(
         readings.setdefault(sensor, {})[quantity] = value
 
     device_fields: dict[str, float] = {}
-    for name, value in (("battery_v", packet.battery_v), ("rssi_dbm", packet.rssi_dbm),
+    for name, maybe in (("battery_v", packet.battery_v), ("rssi_dbm", packet.rssi_dbm),
                         ("snr_db", packet.snr_db)):
-        if value is None:
+        if maybe is None:
             continue
+        value = maybe
         if not math.isfinite(value):
             bad.append(f"{name}: sensor fault ({value})")
             bad_reason = bad_reason or "sensor_fault"

@@ -475,7 +475,8 @@ class Store:
         batch: int = 5000,
     ) -> Iterator[dict[str, Any]]:
         """Readings joined with their packet's provenance, in time order (for export)."""
-        where, params = ["1=1"], []
+        where: list[str] = ["1=1"]
+        params: list[Any] = []
         for col, val in (("r.site", site), ("r.plot", plot), ("r.node", node)):
             if val is not None:
                 where.append(f"{col} = ?")
