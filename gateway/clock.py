@@ -27,7 +27,7 @@ _TIME_ERROR = 5
 
 
 class _Timex(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("modes", ctypes.c_uint),
         ("offset", ctypes.c_long),
         ("freq", ctypes.c_long),

@@ -16,9 +16,10 @@ import threading
 import time
 from pathlib import Path
 
+from helpers import wait_for
+
 from firmware_bridge.frame import encode_frame
 from gateway.sources.pty_link import PtyLink
-from helpers import wait_for
 
 NODES = 5
 
