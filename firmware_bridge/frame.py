@@ -129,6 +129,12 @@ def encode_frame(
     body = b"".join(parts)
     if key is not None:
         body += sign(key, body)
+    return wrap_body(body)
+
+
+def wrap_body(body: bytes) -> bytes:
+    """Sync, LEN and CRC around ``body`` (VER through the tag), which is taken as it is:
+    for test vectors of malformed frames as much as for :func:`encode_frame`."""
     if len(body) > MAX_LEN:
         raise ValueError(f"frame body of {len(body)} bytes exceeds {MAX_LEN}")
     covered = bytes((len(body),)) + body

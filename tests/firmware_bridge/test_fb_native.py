@@ -1,0 +1,89 @@
+"""Native JSON decoder: table-driven from cases/native/*.json (a new case needs no code)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_bridge.native import decode_native, encode_native, format_timestamp
+from gateway.packet import Packet, Rejection, split_key
+
+CASES = sorted((Path(__file__).parent / "cases" / "native").glob("*.json"))
+
+
+def _line(case: dict[str, Any]) -> str:
+    value = case["input"]
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def test_cases_exist() -> None:
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_native_case(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    assert ("reason" in case) != ("expect" in case), "a case has either reason or expect"
+    line = _line(case)
+    for given in (line, line.encode("utf-8")):
+        result = decode_native(given, default_site=case.get("default_site"))
+        if "reason" in case:
+            assert isinstance(result, Rejection), result
+            assert result.reason == case["reason"], result.detail
+            assert result.format == "native"
+            assert result.raw == line.encode("utf-8").strip()
+            for hint in ("node", "seq"):
+                if hint in case:
+                    assert getattr(result, hint) == case[hint]
+            continue
+        assert isinstance(result, Packet), result
+        assert result.format == "native"
+        assert result.raw == line.encode("utf-8").strip()
+        expect = case["expect"]
+        for name, value in expect.items():
+            if name == "readings":
+                assert result.readings == {split_key(k): v for k, v in value.items()}
+            elif name == "unknown_fields":
+                assert list(result.unknown_fields) == value
+            else:
+                assert getattr(result, name) == value, name
+
+
+def test_encode_native_round_trip() -> None:
+    readings = {("temperature_c", "main"): 24.1, ("soil_moisture_pct", "soil_10cm"): 28.4,
+                ("soil_ec_ms_cm", "ch2"): 1.25}
+    line = encode_native("n17", 4211, readings, ts_ns=1782879000_000000001, site="s1",
+                         battery_v=3.62, rssi_dbm=-97, snr_db=6.5)
+    assert b"soil_moisture_pct@10cm" in line and b"\n" not in line
+    packet = decode_native(line)
+    assert isinstance(packet, Packet)
+    assert packet.readings == readings
+    assert (packet.node, packet.seq, packet.site) == ("n17", 4211, "s1")
+    assert packet.node_time_ns == 1782879000_000000001
+    assert (packet.battery_v, packet.rssi_dbm, packet.snr_db) == (3.62, -97, 6.5)
+
+
+def test_encode_native_refuses_nan() -> None:
+    with pytest.raises(ValueError):
+        encode_native("n1", 1, {("temperature_c", "main"): math.nan})
+
+
+def test_format_timestamp() -> None:
+    assert format_timestamp(1782879000_000000000) == "2026-07-01T04:10:00Z"
+    assert format_timestamp(1782879000_120000000) == "2026-07-01T04:10:00.12Z"
+
+
+def test_invalid_utf8_and_deep_nesting_are_bad_json() -> None:
+    assert isinstance(r := decode_native(b'{"node":"\xff"}'), Rejection)
+    assert r.reason == "bad_json"
+    assert isinstance(r := decode_native("[" * 100_000), Rejection)
+    assert r.reason in ("bad_json", "bad_length")
+
+
+def test_overlong_line_is_bad_length() -> None:
+    r = decode_native(b'{"node":"n1","readings":{}' + b" " * 70_000 + b"}")
+    assert isinstance(r, Rejection) and r.reason == "bad_length"
