@@ -104,7 +104,7 @@ def _load(path: Path | None, env: Mapping[str, str]) -> tuple[Settings | None, l
             return None, [parsed]
         data, marks = parsed
         ctx = _Context(path, marks)
-        base_dir = path.absolute().parent
+        base_dir = Path(os.path.abspath(path)).parent  # normalised, symlinks kept
         for dup in marks.duplicates:
             ctx.problems.append(
                 ConfigProblem(

@@ -91,7 +91,9 @@ def test_config_case(case: str) -> None:
     report = "\n".join(
         ["reported:", *(f"  {p!s}  [key={p.key!r} line={p.line}]" for p in problems)]
     )
-    assert not missing, "expected but not reported:\n" + "\n".join(map(str, missing)) + "\n" + report
+    assert not missing, (
+        "expected but not reported:\n" + "\n".join(map(str, missing)) + "\n" + report
+    )
     assert not unmatched, "reported but not expected:\n" + "\n".join(map(str, unmatched))
     for problem in problems:
         assert problem.file == config
