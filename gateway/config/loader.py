@@ -115,11 +115,14 @@ def _load(path: Path | None, env: Mapping[str, str]) -> tuple[Settings | None, l
                     "YAML keeps only the last one; remove one of them",
                 )
             )
-        for key in [k for k in data if not isinstance(k, str)]:
-            ctx.add((str(key),), f"unknown key {key!r}", "top-level keys are names")
-            del data[key]
 
     _merge_environment(data, env, ctx)
+    # Non-text keys cannot be keyword arguments, and BaseSettings would take `_env_file`
+    # and friends as options instead of refusing them.
+    for key in [k for k in data if not isinstance(k, str) or k.startswith("_")]:
+        allowed = ", ".join(Settings.model_fields)
+        ctx.add((str(key),), f"unknown key {key!r}", f"allowed keys here: {allowed}")
+        del data[key]
 
     settings: Settings | None = None
     try:
