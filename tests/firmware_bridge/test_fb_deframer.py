@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from firmware_bridge import reasons
 from firmware_bridge.frame import Deframer, encode_frame, wrap_body
 from gateway.packet import Packet, Rejection
 
