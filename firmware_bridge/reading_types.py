@@ -104,3 +104,20 @@ def depth_suffix(tag: str) -> str | None:
         return None
     ch = channel_for_sensor(tag)
     return f"{ch}cm" if ch is not None else tag
+
+
+def type_table_markdown() -> str:
+    """The type table as it appears in PROTOCOL.md (a test keeps the two identical)."""
+    lines = [
+        "| TYPE | quantity | VALUE | scale | valid raw | decoded range | fault raw |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in READING_TYPES:
+        width = {"int16": 4, "uint16": 4, "uint32": 8}[t.kind]
+        fault = t.fault_raw & ((1 << (4 * width)) - 1)
+        lines.append(
+            f"| 0x{t.code:02X} | `{t.quantity}` | {t.kind} | ×{t.scale:g} "
+            f"| {t.min_raw}..{t.max_raw} | {t.min_value:.10g}..{t.max_value:.10g} "
+            f"| 0x{fault:0{width}X} |"
+        )
+    return "\n".join(lines)
