@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from gateway.simulate import run_simulate
 
     return run_simulate(
-        serial=args.serial, mqtt=args.mqtt, stdout=args.stdout, fmt=args.format,
+        serial=args.serial, stdout=args.stdout, fmt=args.format,
         nodes=args.nodes, rate=args.rate, count=args.count, duration=args.duration,
         faults=args.faults, seed=args.seed, site=args.site,
     )
@@ -174,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("simulate", help="simulated field nodes to a serial port or stdout")
     target = sp.add_mutually_exclusive_group(required=True)
-    target.add_argument("--serial", help="serial device or pty to write to")
-    target.add_argument("--mqtt", help="MQTT broker URL (mqtt://host:port)")
+    target.add_argument("--serial", help="serial device to write to, or pty:PATH to create "
+                        "a pty with a symlink PATH for the gateway to open")
     target.add_argument("--stdout", action="store_true", help="write to standard output")
     sp.add_argument("--format", default="frame", choices=["frame", "jsonl", "rylr", "frame-hex"])
     sp.add_argument("--nodes", type=int, default=4)
@@ -223,7 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `satoyama export ... | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
