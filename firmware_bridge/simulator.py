@@ -48,7 +48,8 @@ EXPECTED_REASON: Final[dict[str, dict[str, str]]] = {
 }
 _STREAM_BREAKING: Final = frozenset({"garbage", "bad_crc", "truncated"})
 JST_OFFSET_S: Final = 9 * 3600
-CROPS: Final = ("tea", "vegetables", "persimmon", "rice")
+# The first deployment's crops (summer-autumn, hillside plots).
+CROPS: Final = ("tomato", "strawberry", "green_pepper", "japanese_yam")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ class NodeModel:
             m = self.soil_moisture[depth]
             m -= (0.05 if shallow else 0.015) * drying
             m += rain * (0.35 if shallow else 0.12)
-            if shallow and self.crop in ("tea", "vegetables") and m < 21.0 and rng.random() < 0.2:
+            if shallow and self.crop in ("tomato", "strawberry", "green_pepper") and m < 21.0 and rng.random() < 0.2:
                 m += rng.uniform(6.0, 10.0)  # irrigation
             self.soil_moisture[depth] = min(46.0, max(8.0, m))
 
@@ -228,9 +229,9 @@ class NodeModel:
             soil_t = mean + 1.5 + swing * damp * _diurnal((hour - lag) % 24.0)
             readings[("soil_moisture_pct", tag)] = self.soil_moisture[depth] + rng.gauss(0, 0.1)
             readings[("soil_temperature_c", tag)] = soil_t + rng.gauss(0, 0.05)
-        if self.crop == "persimmon":
+        if self.crop == "strawberry":  # leaf wetness: grey mould risk
             readings[("leaf_wetness_pct", "main")] = self.leaf_wetness
-        if self.crop == "rice":
+        if self.crop == "japanese_yam":  # a tank that feeds the drip line
             readings[("water_level_cm", "main")] = self.water_level_cm
         if self.weather_station:
             readings[("rain_mm", "main")] = rain

@@ -1,0 +1,116 @@
+"""The `satoyama` command as a user runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.catalogue import READING_FIELDS
+
+
+def satoyama(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"satoyama {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_demo_then_export_shows_readings_from_several_nodes(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    demo = satoyama("demo", "--duration", "6", "--data-dir", str(data), "--nodes", "5",
+                    "--rate", "4", "--summary-every", "2")
+    assert "stored" in demo.stdout
+    assert "n5" in demo.stdout
+    export = satoyama("export", "--data-dir", str(data), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(export.stdout)))
+    assert {r["node"] for r in rows} == {"n1", "n2", "n3", "n4", "n5"}
+    header = export.stdout.splitlines()[0].split(",")
+    assert header[:5] == ["time", "site", "plot", "node", "sensor"]
+    assert set(READING_FIELDS) <= set(header)
+    assert {"seq", "time_source", "source", "format", "received"} <= set(header)
+    soil = [r for r in rows if r["sensor"] == "soil_10cm"]
+    moisture = [float(r["soil_moisture_pct"]) for r in soil if r["soil_moisture_pct"]]
+    assert moisture and all(0 <= m <= 100 for m in moisture)
+    assert all(r["time"].endswith("Z") for r in rows)
+    status = satoyama("status", "--data-dir", str(data), "--json")
+    info = json.loads(status.stdout)
+    assert info["counters"]["stored"] == info["store"]["packets"] > 40
+
+
+def test_export_filters_by_node_and_time(tmp_path: Path) -> None:
+    lines = [json.dumps({"node": f"n{n}", "seq": s, "ts": f"2026-07-01T0{s}:00:00Z",
+                         "readings": {"temperature_c": 20 + s, "soil_moisture_pct@10cm": 30}})
+             for n in (1, 2) for s in range(5)]
+    src = tmp_path / "uplinks.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    satoyama("replay", "--format", "native", str(src), "--data-dir", str(tmp_path))
+    out = satoyama("export", "--data-dir", str(tmp_path), "--node", "n2",
+                   "--from", "2026-07-01T01:00:00Z", "--to", "2026-07-01T03:00:00Z").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["node"], r["sensor"], r["time"]) for r in rows] == [
+        ("n2", "main", "2026-07-01T01:00:00.000000000Z"),
+        ("n2", "soil_10cm", "2026-07-01T01:00:00.000000000Z"),
+        ("n2", "main", "2026-07-01T02:00:00.000000000Z"),
+        ("n2", "soil_10cm", "2026-07-01T02:00:00.000000000Z"),
+    ]
+    assert rows[0]["temperature_c"] == "21.0"
+    assert rows[0]["time_source"] == "node"
+
+
+@pytest.mark.parametrize("fmt", ["native", "frame-hex", "rylr"])
+def test_replay_counts_stored_and_rejected_and_is_idempotent(tmp_path: Path, fmt: str) -> None:
+    wire = {"native": "jsonl"}.get(fmt, fmt)
+    sim = satoyama("simulate", "--stdout", "--format", wire, "--nodes", "4", "--count", "60",
+                   "--faults", "--seed", "7")
+    src = tmp_path / f"capture.{fmt}"
+    src.write_text(sim.stdout)
+    first = json.loads(satoyama("replay", "--format", fmt, str(src), "--data-dir",
+                                str(tmp_path), "--json").stdout)
+    assert first["stored"] > 200
+    rejected = {k: v for k, v in first.items() if k.startswith("rejected.")}
+    assert rejected, "the fault plan should have produced rejects"
+    second = json.loads(satoyama("replay", "--format", fmt, str(src), "--data-dir",
+                                 str(tmp_path), "--json").stdout)
+    assert second.get("stored", 0) == 0
+    assert second["duplicates"] == first["stored"] + first.get("duplicates", 0)
+    text = satoyama("replay", "--format", fmt, str(src), "--data-dir", str(tmp_path)).stdout
+    assert text.startswith("packets ")
+    assert "stored 0" in text
+
+
+def test_check_config_exits_1_with_located_problems(tmp_path: Path) -> None:
+    cfg = tmp_path / "farm.yaml"
+    cfg.write_text("site: hill\nsinkz: {}\nsources:\n  serial:\n    baudrate: fast\n"
+                   "rules: [missing.yaml]\n")
+    proc = satoyama("check-config", "-c", str(cfg), check=False)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert f"{cfg}:2: sinkz: unknown key" in err and "did you mean 'sinks'" in err
+    assert f"{cfg}:4: sources.serial.port: required key 'port' is missing" in err
+    assert f"{cfg}:5: sources.serial.baudrate:" in err
+    assert f"{cfg}:6: rules[0]: rule file" in err and "not found" in err
+    ok = satoyama("check-config", "-c", "examples/farm-pi.yaml")
+    assert "OK" in ok.stdout
+
+
+def test_run_with_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "farm.yaml"
+    cfg.write_text("site: hill\nsources: {serial: {port: /dev/null, baudrate: -3}}\n")
+    proc = satoyama("run", "-c", str(cfg), check=False)
+    assert proc.returncode == 1
+    assert "sources.serial.baudrate" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_status_without_a_store_says_what_to_do(tmp_path: Path) -> None:
+    proc = satoyama("status", "--data-dir", str(tmp_path / "nothing"), check=False)
+    assert proc.returncode == 1
+    assert "no store" in proc.stderr
