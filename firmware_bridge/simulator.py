@@ -206,7 +206,8 @@ class NodeModel:
             m = self.soil_moisture[depth]
             m -= (0.05 if shallow else 0.015) * drying
             m += rain * (0.35 if shallow else 0.12)
-            if shallow and self.crop in ("tomato", "strawberry", "green_pepper") and m < 21.0 and rng.random() < 0.2:
+            irrigated = self.crop in ("tomato", "strawberry", "green_pepper")
+            if shallow and irrigated and m < 21.0 and rng.random() < 0.2:
                 m += rng.uniform(6.0, 10.0)  # irrigation
             self.soil_moisture[depth] = min(46.0, max(8.0, m))
 

@@ -109,7 +109,7 @@ def run_demo(
     plots = {f"n{m.node_id}": (m.plot, m.crop) for m in sim.models}
     with PtyPair() as pty:
         settings = default_settings(data_dir, "demo", serial_port=pty.slave_path)
-        settings.devices = {node: DeviceConfig(plot=plot, crop=crop)  # type: ignore[call-arg]
+        settings.devices = {node: DeviceConfig(plot=plot, crop=crop)
                             for node, (plot, crop) in plots.items()}
         console = Console(lambda: dict(gw.pipeline.totals), plots)
         gw = Gateway(settings, on_commit=console.on_commit)
