@@ -25,11 +25,12 @@ from gateway.clock import ClockMonitor, boot_id
 from gateway.packet import Packet, Record, Rejection
 from gateway.pipeline.streams import StreamDecoder, stream_decoder
 from gateway.pipeline.validate import DeviceInfo, Policy, validate
-from gateway.sources.serial import RawChunk, SourceEvent
+from gateway.sources.items import Message, RawChunk, SourceEvent, SourceItem
 from gateway.store.sqlite import BatchResult, QuarantineEntry, Store, StoreFull
 
 log = logging.getLogger(__name__)
 
+MessageDecoder = Callable[[str, bytes], list[Packet | Rejection]]
 SEQ_MODULO = 65536
 MAX_PLAUSIBLE_GAP = 1000  # a larger jump forward is a counter reset, not lost packets
 LOSS_WINDOW = 100
@@ -89,6 +90,7 @@ class Pipeline:
         self.batch_interval_s = batch_interval_ms / 1000
         self.on_commit = on_commit
         self._streams: dict[str, StreamDecoder] = {}
+        self._message_decoders: dict[str, MessageDecoder] = {}
         self._formats: dict[str, str] = {}
         self._pending = _Pending()
         self._loss = _LossTracker()
@@ -102,6 +104,10 @@ class Pipeline:
     def add_stream(self, source: str, fmt: str) -> None:
         self._streams[source] = stream_decoder(fmt, default_site=self.policy.default_site)
         self._formats[source] = fmt
+
+    def add_message_source(self, source: str, decode: MessageDecoder) -> None:
+        """A message source (MQTT): ``decode(topic, payload)`` is pure, from firmware_bridge."""
+        self._message_decoders[source] = decode
 
     def feed(
         self,
@@ -220,13 +226,33 @@ class Pipeline:
 
     # ---------------------------------------------------------------- worker
 
-    def run(self, inbox: queue.Queue[RawChunk | SourceEvent], stop: threading.Event) -> None:
+    def take(self, msg: SourceItem) -> None:
+        """One queue item into the pending batch."""
+        if isinstance(msg, RawChunk):
+            if msg.source in self._streams:
+                self.feed(msg.source, msg.data, received_ns=msg.received_ns,
+                          monotonic_ns=msg.monotonic_ns)
+                return
+        elif isinstance(msg, Message):
+            decode = self._message_decoders.get(msg.source)
+            if decode is not None:
+                self.handle(msg.source, decode(msg.topic, msg.payload),
+                            received_ns=msg.received_ns, monotonic_ns=msg.monotonic_ns,
+                            after_commit=msg.ack)
+                return
+        elif isinstance(msg, SourceEvent):
+            self._pending.count(f"source.{msg.kind}")
+            return
+        log.error("item from unknown source %s dropped", getattr(msg, "source", msg))
+        self._pending.count("rejected.unknown_source")
+
+    def run(self, inbox: queue.Queue[SourceItem], stop: threading.Event) -> None:
         """Worker loop: until ``stop`` is set and the inbox is drained."""
         deadline = time.monotonic() + self.batch_interval_s
         housekeeping_at = time.monotonic() + 5.0
         while True:
             timeout = max(0.0, deadline - time.monotonic())
-            msg: RawChunk | SourceEvent | None = None
+            msg: SourceItem | None = None
             if self.paused and not stop.is_set():
                 # Not reading the inbox lets it fill, and the sources then wait: backpressure
                 # instead of loss while the store is full.
@@ -235,15 +261,8 @@ class Pipeline:
                 continue
             with contextlib.suppress(queue.Empty):
                 msg = inbox.get(timeout=min(timeout, 0.1))
-            if isinstance(msg, RawChunk):
-                if msg.source not in self._streams:
-                    log.error("chunk from unknown source %s dropped", msg.source)
-                    self.store.add_counters({"rejected.unknown_source": 1})
-                else:
-                    self.feed(msg.source, msg.data, received_ns=msg.received_ns,
-                              monotonic_ns=msg.monotonic_ns)
-            elif isinstance(msg, SourceEvent):
-                self._pending.count(f"source.{msg.kind}")
+            if msg is not None:
+                self.take(msg)
             now = time.monotonic()
             if self.pending_packets >= self.batch_max or now >= deadline:
                 self._commit_with_retry(stop)

@@ -38,10 +38,12 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import serial
+
+from gateway.sources.items import RawChunk, SourceEvent, SourceEventKind, SourceItem
 
 __all__ = [
     "RawChunk",
@@ -59,35 +61,6 @@ POLL_INTERVAL_S = 0.1
 #: A queue wait longer than this is logged (once per stall) as a stalled pipeline.
 STALL_LOG_AFTER_S = 1.0
 
-SourceEventKind = Literal["connected", "disconnected", "error"]
-
-
-@dataclass(frozen=True)
-class RawChunk:
-    """Bytes as they came off a source, before any framing."""
-
-    source: str
-    data: bytes
-    received_ns: int  # time.time_ns() when read: receive time for nodes without clocks
-    monotonic_ns: int  # time.monotonic_ns() when read: for rates and gaps, immune to clock steps
-
-
-@dataclass(frozen=True)
-class SourceEvent:
-    """A change in a source's link, on the same queue as its data, in order with it.
-
-    ``connected``: the port was opened (again). ``disconnected``: an open port failed;
-    ``detail`` says how. ``error``: the port could not be opened; put once per outage
-    (and again if the reason changes), not on every retry.
-    """
-
-    source: str
-    kind: SourceEventKind
-    detail: str = ""
-    received_ns: int = field(default_factory=time.time_ns)
-
-
-SourceItem = RawChunk | SourceEvent
 
 
 @dataclass(frozen=True)
