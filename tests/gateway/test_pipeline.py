@@ -1,0 +1,86 @@
+"""The pipeline without threads: decode -> validate -> commit, with time passed in."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from firmware_bridge.frame import encode_frame
+from gateway.clock import ClockMonitor
+from gateway.pipeline.ingest import Pipeline
+from gateway.pipeline.validate import Policy
+from gateway.store.sqlite import Store
+
+
+def make(tmp_path: Path, **kw: object) -> tuple[Store, Pipeline]:
+    store = Store(tmp_path / "s.db")
+    pipeline = Pipeline(store, Policy(default_site="farm"), **kw)  # type: ignore[arg-type]
+    pipeline.add_stream("serial", "frame")
+    return store, pipeline
+
+
+def test_counter_restart_after_battery_change_is_not_taken_for_duplicates(tmp_path: Path) -> None:
+    store, pipeline = make(tmp_path)
+    before = [encode_frame(7, s, {("soil_moisture_pct", "soil_10cm"): 30 + s}) for s in range(5)]
+    after = [encode_frame(7, s, {("soil_moisture_pct", "soil_10cm"): 25 - s}, boot=s == 0)
+             for s in range(5)]
+    pipeline.feed("serial", b"".join(before))
+    pipeline.commit()
+    pipeline.feed("serial", b"".join(after) + after[3] + before[2])  # two real retransmissions
+    result = pipeline.commit()
+    assert (result.stored, result.duplicates) == (5, 2)
+    assert store.count("packet") == 10
+    values = sorted(v for (v,) in store.execute("SELECT soil_moisture_pct FROM reading"))
+    assert values == [21, 22, 23, 24, 25, 30, 31, 32, 33, 34]
+
+
+def test_packet_loss_comes_from_sequence_gaps(tmp_path: Path) -> None:
+    store, pipeline = make(tmp_path)
+    seqs = [0, 1, 2, 5, 6, 7, 8, 9, 10, 11]  # 3 and 4 lost: 2 of 12
+    pipeline.feed("serial", b"".join(
+        encode_frame(3, s, {("temperature_c", "main"): 20.0}) for s in seqs))
+    pipeline.commit()
+    assert store.execute("SELECT packet_loss_pct FROM device ORDER BY id DESC LIMIT 1") == [
+        (round(100 * 2 / 12, 2),)]
+
+
+def test_readings_held_while_the_clock_is_untrusted_are_reanchored(tmp_path: Path) -> None:
+    synced = {"now": False}
+    clock = ClockMonitor(require_sync=True, sync_probe=lambda: synced["now"], recheck_s=0)
+    store, pipeline = make(tmp_path, clock=clock)
+    stale_wall = 1_600_000_000 * 10**9  # a Pi booted with the time it saved months ago
+    received_mono = time.monotonic_ns() - 30 * 10**9  # really received 30 s ago
+    pipeline.feed("serial", encode_frame(1, 1, {("temperature_c", "main"): 12.5}),
+                  received_ns=stale_wall, monotonic_ns=received_mono)
+    pipeline.commit()
+    assert store.execute("SELECT time_source, time_ns FROM packet") == [("held", stale_wall)]
+    assert pipeline.reanchor_held() == 0  # still not synchronised: stays held
+
+    synced["now"] = True
+    assert pipeline.reanchor_held() == 1
+    [(source, time_ns)] = store.execute("SELECT time_source, time_ns FROM packet")
+    assert source == "reanchored"
+    assert abs(time_ns - (time.time_ns() - 30 * 10**9)) < 2 * 10**9
+    assert store.execute("SELECT time_ns FROM reading") == [(time_ns,)]
+    assert store.counters()["reanchored"] == 1
+    assert store.counters()["flagged.time_held"] == 1
+
+
+def test_clock_before_the_floor_date_is_never_trusted() -> None:
+    clock = ClockMonitor(require_sync=False, recheck_s=0)
+    assert not clock.trusted(0)
+    assert clock.reason == "wall clock is before clock.not_before"
+    assert clock.trusted(time.time_ns())
+
+
+def test_every_packet_is_accounted_for(tmp_path: Path) -> None:
+    """received.packets = stored + duplicates + rejected whole; garbage is counted apart."""
+    store, pipeline = make(tmp_path)
+    good = [encode_frame(2, s, {("humidity_pct", "main"): 50.0}) for s in range(10)]
+    bad = encode_frame(2, 99, {("humidity_pct", "main"): 150.0})
+    pipeline.feed("serial", b"xx" + b"".join(good) + good[0] + bad)
+    pipeline.commit()
+    c = store.counters()
+    assert c["received.packets"] == 12
+    assert (c["stored"], c["duplicates"], c["rejected.out_of_range"]) == (10, 1, 1)
+    assert c["rejected.garbage"] == 1
