@@ -382,6 +382,40 @@ class Store:
                 (sink, table, last_id),
             )
 
+    def sink_delivered(
+        self,
+        sink: str,
+        table: str,
+        last_id: int,
+        *,
+        counters: dict[str, int] | None = None,
+        quarantine: Sequence[QuarantineEntry] = (),
+    ) -> None:
+        """A sink delivered ``table`` up to ``last_id``: advance its cursor, quarantine the
+        rows its server refused and add its counters, all in one transaction.
+
+        The refused rows are counted by the sink (``sink.<name>.rejected_points``), not as
+        ``rejected.<reason>``, which counts inputs (``received = stored + duplicates +
+        rejected``).
+        """
+        with self._lock, self._tx():
+            db = self._db
+            for q in quarantine:
+                r = q.rejection
+                db.execute(
+                    "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
+                    " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
+                    (q.received_ns, q.source, r.format, r.reason, r.detail, r.node, r.seq,
+                     bytes(r.raw)),
+                )
+            if counters:
+                self._add_counters(counters)
+            db.execute(
+                "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
+                " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                (sink, table, last_id),
+            )
+
     def rows_after(self, table: str, last_id: int, limit: int) -> list[dict[str, Any]]:
         """Outbox rows of one data table after a sink's cursor, oldest first."""
         if table not in DATA_TABLES:

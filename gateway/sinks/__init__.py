@@ -1,0 +1,10 @@
+"""Sinks: where stored readings go after the SQLite outbox.
+
+* ``line_protocol``: outbox rows as InfluxDB line protocol (pure).
+* ``influxdb``: :class:`~gateway.sinks.influxdb.InfluxSink`, the thread that drains the
+  outbox into InfluxDB (v1 or v2 write API) and sorts every failure into split, wait or
+  ask a person; see docs/influxdb.md.
+* ``retry``: the backoff helper the sinks share.
+
+The SQLite store itself (``gateway.store``) is the first sink and the outbox of the others.
+"""

@@ -1,0 +1,551 @@
+"""The InfluxDB sink: drains the SQLite outbox into InfluxDB, losing nothing.
+
+A thread reads ``reading`` and ``device`` rows after this sink's own cursor (its own
+SQLite connection; WAL lets it read while the pipeline writes), turns them into line
+protocol, writes a batch and advances the cursor **only after the server accepted it**.
+Everything not yet accepted stays in the outbox, so an InfluxDB that is down for hours
+costs disk, not data, and never holds back another sink (cursors are per sink).
+
+Two write paths, chosen by ``api``:
+
+* ``v2``: ``/api/v2/write`` through influxdb-client's *synchronous* WriteApi, so each
+  failure reaches us as an exception. (Its default batching writer retries and logs in a
+  background thread: against a server without ``/api/v2/write`` it stored nothing and
+  raised nothing.)
+* ``v1``: ``/write?db=…&precision=ns`` with urllib3 (InfluxDB 1.x, and the 1.x
+  compatibility API of 2.x/3.x).
+
+Third-party errors are translated into :class:`WriteError` at one boundary (the writers'
+``write``), each with a :class:`FailureClass` that decides what happens next, as Telegraf's
+InfluxDB output does:
+
+=================  ======================  ===================================================
+class              from                    what happens
+=================  ======================  ===================================================
+(success)          2xx                     cursor advanced, ``written`` counted
+``bad_data``       400, 422                batch split in halves until the refused points are
+                                           single; those are quarantined (``sink_rejected``,
+                                           raw = their line), the rest written
+``too_large``      413                     batch split; a single point refused is quarantined
+``throttled``      429, 503                wait, at least the server's ``Retry-After``
+``server``         other 5xx               exponential backoff with jitter, capped
+``network``        refused, reset, timeout exponential backoff with jitter, capped
+``auth``           401, 403                error log naming the config key, long wait
+``not_found``      404                     error log naming the config key, long wait
+``client``         other 4xx               error log, long wait (data kept)
+=================  ======================  ===================================================
+
+Re-sending is harmless: InfluxDB keeps one value per measurement, tag set, field and
+timestamp, so a batch written twice (crash between the write and the cursor update, a
+timeout after the server had accepted, the halves of a split batch after a partial
+write) is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Protocol
+from urllib.parse import quote, urlencode
+
+import urllib3
+
+from gateway.config.models import InfluxDBSinkConfig
+from gateway.packet import Rejection
+from gateway.sinks.line_protocol import LineProtocolError, encode_point, row_to_line
+from gateway.sinks.retry import RetryPolicy, parse_retry_after
+from gateway.store.sqlite import DATA_TABLES, QuarantineEntry, Store
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY: Final = "sinks.influxdb"
+SELF_METRICS_INTERVAL_S: Final = 10.0
+
+
+class FailureClass(StrEnum):
+    BAD_DATA = "bad_data"
+    TOO_LARGE = "too_large"
+    THROTTLED = "throttled"
+    SERVER = "server"
+    NETWORK = "network"
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    CLIENT = "client"
+
+
+SPLIT: Final = frozenset({FailureClass.BAD_DATA, FailureClass.TOO_LARGE})
+NEEDS_A_PERSON: Final = frozenset(
+    {FailureClass.AUTH, FailureClass.NOT_FOUND, FailureClass.CLIENT}
+)
+
+
+class WriteError(Exception):
+    """A write the server did not accept (or that never reached it)."""
+
+    def __init__(
+        self,
+        failure: FailureClass,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{failure}: {f'HTTP {status}: ' if status else ''}{message}")
+        self.failure = failure
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+def classify(status: int) -> FailureClass | None:
+    """The failure class of an HTTP status; None for success."""
+    if 200 <= status < 300:
+        return None
+    if status in (400, 422):
+        return FailureClass.BAD_DATA
+    if status == 413:
+        return FailureClass.TOO_LARGE
+    if status in (429, 503):
+        return FailureClass.THROTTLED
+    if status in (401, 403):
+        return FailureClass.AUTH
+    if status == 404:
+        return FailureClass.NOT_FOUND
+    if 400 <= status < 500:
+        return FailureClass.CLIENT
+    return FailureClass.SERVER
+
+
+def error_from_response(status: int, retry_after: str | None, body: bytes | str | None
+                        ) -> WriteError:
+    failure = classify(status) or FailureClass.SERVER
+    return WriteError(
+        failure, _server_message(body), status=status,
+        retry_after_s=parse_retry_after(retry_after),
+    )
+
+
+def _server_message(body: bytes | str | None) -> str:
+    if not body:
+        return "(no message)"
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text.strip()[:1000]
+    if isinstance(doc, dict):
+        for key in ("error", "message"):
+            if isinstance(doc.get(key), str):
+                return str(doc[key])[:1000]
+    return text.strip()[:1000]
+
+
+# --------------------------------------------------------------------------- writers
+
+
+class Writer(Protocol):
+    where: str
+
+    def write(self, body: bytes) -> None:
+        """Send line protocol; raise :class:`WriteError` unless the server accepted it."""
+
+    def close(self) -> None: ...
+
+
+class V1Writer:
+    """``POST /write?db=…&precision=ns`` (InfluxDB 1.x and the 1.x API of 2.x/3.x).
+
+    A token ``user:password`` is sent as HTTP basic auth (InfluxDB 1.x users; 2.x/3.x take
+    the token as password), any other token as ``Authorization: Token …``.
+    """
+
+    def __init__(self, url: str, database: str, token: str | None, timeout_s: float) -> None:
+        self._url = f"{url.rstrip('/')}/write?" + urlencode({"db": database, "precision": "ns"})
+        self.where = f"{url.rstrip('/')}/write?db={quote(database)}"
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if token and ":" in token:
+            self._headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        elif token:
+            self._headers["Authorization"] = f"Token {token}"
+        self._pool = urllib3.PoolManager(
+            retries=False, timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s)
+        )
+
+    def write(self, body: bytes) -> None:
+        try:
+            resp = self._pool.request("POST", self._url, body=body, headers=self._headers)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise WriteError(FailureClass.NETWORK, _network_message(e)) from e
+        if classify(resp.status) is not None:
+            raise error_from_response(resp.status, resp.headers.get("Retry-After"), resp.data)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+class V2Writer:
+    """``/api/v2/write`` through influxdb-client's synchronous WriteApi."""
+
+    def __init__(self, url: str, org: str, bucket: str, token: str | None,
+                 timeout_s: float) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.where = f"{url.rstrip('/')}/api/v2/write?org={quote(org)}&bucket={quote(bucket)}"
+        self._org = org
+        self._bucket = bucket
+        self._client = InfluxDBClient(
+            url=url, token=token, org=org,  # type: ignore[arg-type]  # None: no auth header
+            timeout=(int(min(5.0, timeout_s) * 1000), int(timeout_s * 1000)),
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, body: bytes) -> None:
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._api.write(
+                bucket=self._bucket, org=self._org, record=body,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]  # a str constant
+            )
+        except ApiException as e:
+            if not e.status:
+                raise WriteError(FailureClass.NETWORK, str(e.reason or e)) from e
+            retry_after = e.headers.get("Retry-After") if e.headers else None
+            raise error_from_response(int(e.status), retry_after, e.body) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise WriteError(FailureClass.NETWORK, _network_message(e)) from e
+
+    def close(self) -> None:
+        self._api.close()
+        self._client.close()
+
+
+def _network_message(e: BaseException) -> str:
+    reason = getattr(e, "reason", None)  # MaxRetryError wraps the interesting one
+    return f"{type(e).__name__}: {reason or e}"
+
+
+def read_token(cfg: InfluxDBSinkConfig) -> str | None:
+    if cfg.token is not None:
+        return cfg.token.get_secret_value()
+    if cfg.token_file is not None:
+        return Path(cfg.token_file).read_text(encoding="utf-8").strip()
+    return None
+
+
+def make_writer(cfg: InfluxDBSinkConfig, *, timeout_s: float = 10.0) -> Writer:
+    token = read_token(cfg)
+    if cfg.api == "v1":
+        assert cfg.database, "validated by InfluxDBSinkConfig"
+        return V1Writer(cfg.url, cfg.database, token, timeout_s)
+    assert cfg.org and cfg.bucket, "validated by InfluxDBSinkConfig"
+    return V2Writer(cfg.url, cfg.org, cfg.bucket, token, timeout_s)
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    row_id: int
+    node: str
+    text: bytes
+
+
+@dataclass(slots=True)
+class FlushResult:
+    written: int = 0
+    rejected: int = 0
+    full: bool = False  # a table had a full batch: more is waiting
+
+
+class _Stopping(Exception):
+    """The stop deadline passed in the middle of splitting a batch."""
+
+
+def oldest_unsent_age_s(store: Store, sink: str, now_ns: int | None = None) -> float:
+    """Seconds since the oldest row this sink has not delivered was received (0: none)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    oldest: int | None = None
+    for table in DATA_TABLES:
+        rows = store.execute(
+            f"SELECT p.received_ns FROM {table} t JOIN packet p ON p.id = t.packet_id"
+            " WHERE t.id > ? ORDER BY t.id LIMIT 1",
+            (store.cursor(sink, table),),
+        )
+        if rows and (oldest is None or rows[0][0] < oldest):
+            oldest = int(rows[0][0])
+    return 0.0 if oldest is None else max(0.0, (now_ns - oldest) / 1e9)
+
+
+class InfluxSink:
+    """Drains the outbox into one InfluxDB. ``start()``/``stop()``, or ``flush_once()``."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        cfg: InfluxDBSinkConfig,
+        *,
+        name: str = "influxdb",
+        gateway_id: str,
+        stop: threading.Event | None = None,
+        retry: RetryPolicy | None = None,
+        self_metrics_interval_s: float = SELF_METRICS_INTERVAL_S,
+        timeout_s: float = 10.0,
+        stop_timeout_s: float = 3.0,
+        writer: Writer | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.gateway_id = gateway_id
+        self.retry = retry or RetryPolicy()
+        self.self_metrics_interval_s = self_metrics_interval_s
+        self.stop_timeout_s = stop_timeout_s
+        self._clock_ns = clock_ns
+        self._stop = stop or threading.Event()
+        self._deadline: float | None = None  # monotonic; set by stop()
+        self._store = Store(store_path)  # own connection; busy_timeout set by Store
+        self._writer = writer or make_writer(cfg, timeout_s=timeout_s)
+        self._thread: threading.Thread | None = None
+        self._failures = 0  # consecutive failed steps
+        self._next_self_metrics = 0.0
+        self.last_error: WriteError | None = None
+        self._close_lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        assert self._thread is None, "already started"
+        self._thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
+        self._thread.start()
+        log.info("sink %s: writing to %s", self.name, self._writer.where)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the batch in flight (at most ``stop_timeout_s``), then stop.
+
+        What is not delivered stays in the outbox for the next start. A request still
+        hanging at the deadline is abandoned (the thread is a daemon): its batch is sent
+        again next time, which InfluxDB stores once.
+        """
+        timeout = self.stop_timeout_s if timeout is None else timeout
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        if self._thread is None:
+            self.close()
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("sink %s: a write was still in flight at shutdown; it will be sent "
+                        "again at the next start", self.name)
+
+    def close(self) -> None:
+        """Close the writer and the store connection (the thread does this when it ends)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._writer.close()
+        self._store.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    result = self.flush_once()
+                except WriteError as e:
+                    self._stop.wait(self._failed(e))
+                    continue
+                except _Stopping:
+                    break
+                except Exception:  # a bug or a broken store: keep trying, loudly
+                    log.exception("sink %s: unexpected error", self.name)
+                    self._failures += 1
+                    self._stop.wait(self.retry.transient.delay(self._failures))
+                    continue
+                self._recovered()
+                self._maybe_self_metrics()
+                if not result.full:
+                    self._stop.wait(self.cfg.flush_interval_s)
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ draining
+
+    def flush_once(self) -> FlushResult:
+        """One drain step: at most one batch per table. Raises :class:`WriteError` when
+        the server did not take a batch (counted; nothing advanced)."""
+        result = FlushResult()
+        for table in DATA_TABLES:
+            cursor = self._store.cursor(self.name, table)
+            rows = self._store.rows_after(table, cursor, self.cfg.batch_size)
+            if not rows:
+                continue
+            result.full = result.full or len(rows) == self.cfg.batch_size
+            written, rejected = self._deliver_rows(table, rows)
+            result.written += written
+            result.rejected += rejected
+        return result
+
+    def _deliver_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+        now = self._clock_ns()
+        lines: list[Line] = []
+        quarantine: list[QuarantineEntry] = []
+        counts: dict[str, int] = {}
+        for row in rows:
+            try:
+                text = row_to_line(table, row)
+            except LineProtocolError as e:
+                raw = json.dumps(row, default=str, sort_keys=True).encode()
+                quarantine.append(self._quarantine_entry(row["node"], raw, f"unwritable: {e}",
+                                                         now))
+                continue
+            if text is None:
+                counts[f"sink.{self.name}.skipped_empty"] = (
+                    counts.get(f"sink.{self.name}.skipped_empty", 0) + 1)
+                continue
+            lines.append(Line(int(row["id"]), str(row["node"]), text.encode()))
+        written = 0
+        try:
+            if lines:
+                written, refused = self._deliver(lines, counts)
+                for line, message in refused:
+                    quarantine.append(self._quarantine_entry(line.node, line.text, message, now))
+        except WriteError:
+            self._store.add_counters(counts)
+            raise
+        if written:
+            counts[f"sink.{self.name}.written"] = written
+        if quarantine:
+            counts[f"sink.{self.name}.rejected_points"] = len(quarantine)
+            for q in quarantine:
+                log.warning("sink %s: %s point of node %s refused and quarantined: %s",
+                            self.name, table, q.rejection.node, q.rejection.detail)
+        self._store.sink_delivered(
+            self.name, table, int(rows[-1]["id"]), counters=counts, quarantine=quarantine
+        )
+        return written, len(quarantine)
+
+    def _quarantine_entry(self, node: str, raw: bytes, detail: str, now: int
+                          ) -> QuarantineEntry:
+        return QuarantineEntry(
+            Rejection("sink_rejected", detail, raw, "line_protocol", node=node),
+            f"sink:{self.name}", now,
+        )
+
+    def _deliver(self, lines: Sequence[Line], counts: dict[str, int]
+                 ) -> tuple[int, list[tuple[Line, str]]]:
+        """Write lines; split on bad data or size until the refused points stand alone.
+
+        Returns (points accepted, [(refused line, server message)]). Other failures raise.
+        """
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise _Stopping
+        try:
+            self._writer.write(b"\n".join(line.text for line in lines))
+        except WriteError as e:
+            key = f"sink.{self.name}.write_errors.{e.failure}"
+            counts[key] = counts.get(key, 0) + 1
+            if e.failure not in SPLIT:
+                raise
+            if len(lines) == 1:
+                return 0, [(lines[0], f"HTTP {e.status}: {e.message}")]
+            mid = len(lines) // 2
+            ok_a, bad_a = self._deliver(lines[:mid], counts)
+            ok_b, bad_b = self._deliver(lines[mid:], counts)
+            return ok_a + ok_b, bad_a + bad_b
+        return len(lines), []
+
+    # ------------------------------------------------------------------ failures
+
+    def _failed(self, e: WriteError) -> float:
+        """Log a failed step; return how long to wait before the next one."""
+        self._failures += 1
+        self.last_error = e
+        if e.failure in NEEDS_A_PERSON:
+            delay = self.retry.config.delay(self._failures, e.retry_after_s)
+            log.error("sink %s: %s; keeping the data, next try in %.0f s",
+                      self.name, self._explain(e), delay)
+            return delay
+        policy = self.retry.throttled if e.failure is FailureClass.THROTTLED else (
+            self.retry.transient)
+        delay = policy.delay(self._failures, e.retry_after_s)
+        level = logging.WARNING if self._failures == 1 else logging.DEBUG
+        log.log(level, "sink %s: write to %s failed (%s); backlog kept, retrying in %.1f s"
+                "%s", self.name, self._writer.where, e, delay,
+                "" if self._failures == 1 else f" (failure {self._failures} in a row)")
+        return delay
+
+    def _recovered(self) -> None:
+        if self._failures:
+            log.info("sink %s: writing again after %d failed attempts; backlog %s",
+                     self.name, self._failures, self.backlog())
+            self._failures = 0
+            self.last_error = None
+
+    def _explain(self, e: WriteError) -> str:
+        """A failure a person must fix, with the config key to look at."""
+        where, cfg = self._writer.where, self.cfg
+        if e.failure is FailureClass.AUTH:
+            return (f"{where} refused the credentials (HTTP {e.status}: {e.message}): check "
+                    f"{CONFIG_KEY}.token or {CONFIG_KEY}.token_file and the token's write "
+                    "permission")
+        if e.failure is FailureClass.NOT_FOUND:
+            if cfg.api == "v1":
+                return (f"{where}: {e.message} (HTTP 404): check {CONFIG_KEY}.database "
+                        f"({cfg.database!r}) exists, e.g. CREATE DATABASE \"{cfg.database}\"")
+            if "page not found" in e.message or e.message.strip().lower() == "not found":
+                return (f"{where}: the server has no /api/v2/write (HTTP 404: {e.message}); "
+                        f"for InfluxDB 1.x set {CONFIG_KEY}.api: v1 and "
+                        f"{CONFIG_KEY}.database, or check {CONFIG_KEY}.url")
+            return (f"{where}: {e.message} (HTTP 404): check {CONFIG_KEY}.org "
+                    f"({cfg.org!r}) and {CONFIG_KEY}.bucket ({cfg.bucket!r})")
+        return f"{where} refused the write (HTTP {e.status}: {e.message}): check {CONFIG_KEY}"
+
+    # ------------------------------------------------------------------ visibility
+
+    def backlog(self) -> dict[str, int]:
+        """Rows per table not yet delivered by this sink."""
+        return self._store.backlog(self.name)
+
+    def backlog_age_s(self) -> float:
+        """Seconds since the oldest undelivered row was received (0 when caught up)."""
+        return oldest_unsent_age_s(self._store, self.name, self._clock_ns())
+
+    def self_metrics_line(self) -> str:
+        """The ``gateway`` point: the store's counters, this sink's backlog and its age."""
+        fields: dict[str, float | int] = {
+            name.replace(".", "_"): value for name, value in sorted(self._store.counters().items())
+        }
+        for table, n in self.backlog().items():
+            fields[f"backlog_{table}"] = n
+        fields["backlog_age_s"] = float(self.backlog_age_s())
+        return encode_point("gateway", {"gateway": self.gateway_id}, fields, self._clock_ns())
+
+    def write_self_metrics(self) -> None:
+        """Write the ``gateway`` point now (raises :class:`WriteError`)."""
+        self._writer.write(self.self_metrics_line().encode())
+
+    def _maybe_self_metrics(self) -> None:
+        now = time.monotonic()
+        if now < self._next_self_metrics:
+            return
+        self._next_self_metrics = now + self.self_metrics_interval_s
+        try:
+            self.write_self_metrics()
+        except (WriteError, LineProtocolError) as e:
+            log.warning("sink %s: self-metrics not written: %s", self.name, e)

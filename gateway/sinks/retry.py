@@ -1,0 +1,64 @@
+"""How long a sink waits before trying again: one small helper instead of ad-hoc loops.
+
+Exponential backoff with "full jitter" (a random delay between ``initial_s`` and the
+exponential bound), so many gateways that lost the same server do not come back in step.
+A server's ``Retry-After`` is honoured as a lower bound, up to ``max_retry_after_s``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial_s: float = 0.5
+    max_s: float = 60.0
+    multiplier: float = 2.0
+    max_retry_after_s: float = 600.0
+
+    def delay(
+        self, attempt: int, retry_after_s: float | None = None, *, rng: random.Random | None = None
+    ) -> float:
+        """Delay before retry number ``attempt`` (1 = the first retry)."""
+        bound = min(self.max_s, self.initial_s * self.multiplier ** max(0, attempt - 1))
+        lo = min(self.initial_s, bound)
+        wait = (rng or random).uniform(lo, bound)
+        if retry_after_s is not None:
+            wait = max(wait, min(retry_after_s, self.max_retry_after_s))
+        return wait
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Waits per failure class (see gateway.sinks.influxdb.FailureClass)."""
+
+    transient: Backoff = field(default_factory=Backoff)  # 5xx, network, timeouts
+    throttled: Backoff = field(default_factory=lambda: Backoff(initial_s=5.0, max_s=120.0))
+    # 401/403/404: a person must fix the config; retry slowly so the fix is picked up.
+    config: Backoff = field(default_factory=lambda: Backoff(initial_s=60.0, max_s=300.0))
+
+    @classmethod
+    def fast(cls) -> RetryPolicy:
+        """Short waits for tests."""
+        quick = Backoff(initial_s=0.05, max_s=0.3, max_retry_after_s=1.0)
+        return cls(transient=quick, throttled=quick, config=quick)
