@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
@@ -72,6 +73,7 @@ def escape_measurement(name: str) -> str:
     return name.translate(_MEASUREMENT_ESCAPES)
 
 
+@lru_cache(maxsize=16384)  # node names, tag and field keys repeat in every batch
 def escape_key(value: str, kind: str = "tag value") -> str:
     """Escape a tag key, tag value or field key."""
     _check(kind, value)
@@ -101,13 +103,19 @@ def encode_point(
     """One line (without the newline). Tags are written sorted by key."""
     if not fields:
         raise LineProtocolError(f"{measurement} point without fields")
-    parts = [escape_measurement(measurement)]
-    for key in sorted(tags):
-        parts.append(f"{escape_key(key, 'tag key')}={escape_key(tags[key], f'tag {key}')}")
+    series = _series(measurement, tuple(sorted(tags.items())))
     field_text = ",".join(
         f"{escape_key(k, 'field key')}={format_field(v)}" for k, v in fields.items()
     )
-    return f"{','.join(parts)} {field_text} {int(time_ns)}"
+    return f"{series} {field_text} {int(time_ns)}"
+
+
+@lru_cache(maxsize=4096)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """``measurement,k=v,...``: the same few series make up every batch."""
+    parts = [escape_measurement(measurement)]
+    parts.extend(f"{escape_key(k, 'tag key')}={escape_key(v, f'tag {k}')}" for k, v in tags)
+    return ",".join(parts)
 
 
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
