@@ -319,6 +319,7 @@ class InfluxSink:
         self._thread: threading.Thread | None = None
         self._failures = 0  # consecutive failed steps
         self._next_self_metrics = 0.0
+        self._self_metrics_failing = False
         self.last_error: WriteError | None = None
         self._close_lock = threading.Lock()
         self._closed = False
@@ -390,7 +391,9 @@ class InfluxSink:
         """One drain step: at most one batch per table. Raises :class:`WriteError` when
         the server did not take a batch (counted; nothing advanced)."""
         result = FlushResult()
-        for table in DATA_TABLES:
+        for i, table in enumerate(DATA_TABLES):
+            if i and self._stop.is_set():
+                break  # stopping: the batch in flight is done, the rest waits in the outbox
             cursor = self._store.cursor(self.name, table)
             rows = self._store.rows_after(table, cursor, self.cfg.batch_size)
             if not rows:
@@ -548,4 +551,9 @@ class InfluxSink:
         try:
             self.write_self_metrics()
         except (WriteError, LineProtocolError) as e:
-            log.warning("sink %s: self-metrics not written: %s", self.name, e)
+            # A snapshot: the next one replaces it. Say so once per failing streak.
+            level = logging.DEBUG if self._self_metrics_failing else logging.WARNING
+            log.log(level, "sink %s: self-metrics not written: %s", self.name, e)
+            self._self_metrics_failing = True
+        else:
+            self._self_metrics_failing = False

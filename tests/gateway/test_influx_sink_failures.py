@@ -199,3 +199,18 @@ def test_v1_token_forms(tmp_path: Path, scripted: Callable[..., ScriptedInflux])
         s.flush_once()
         s.stop()
         assert server.requests[-1][2]["Authorization"] == header
+
+
+def test_a_shared_stop_event_ends_the_thread(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux]
+) -> None:
+    server = scripted(lambda lines: (204, {}, b""))
+    store = Store(tmp_path / "s.db")
+    store.write_batch(make_records(4))
+    stop = threading.Event()
+    s = sink(store.path, configs(server.url, flush_interval_s=0.05)[0], stop=stop)
+    s.start()
+    wait_for(lambda: not any(store.backlog("influxdb").values()), 5, "delivered")
+    stop.set()  # the application's stop, without calling s.stop()
+    wait_for(lambda: not s.running, 2, "sink thread ended")
+    s.stop()  # still fine afterwards
