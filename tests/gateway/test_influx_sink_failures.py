@@ -214,3 +214,21 @@ def test_a_shared_stop_event_ends_the_thread(
     stop.set()  # the application's stop, without calling s.stop()
     wait_for(lambda: not s.running, 2, "sink thread ended")
     s.stop()  # still fine afterwards
+
+
+def test_a_row_line_protocol_cannot_carry_is_quarantined_unaltered(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux]
+) -> None:
+    server = scripted(lambda lines: (204, {}, b""))
+    store = Store(tmp_path / "s.db")
+    store.write_batch(make_records(2) + make_records(1, node="two\nlines"))
+    s = sink(store.path, configs(server.url)[0])
+    result = s.flush_once()
+    assert (result.written, result.rejected) == (6, 3)  # 2 reading rows + 1 device row refused
+    assert len(server.stored) == 6
+    rows = store.quarantine(reason="sink_rejected")
+    assert len(rows) == 3 and all("control character" in q["detail"] for q in rows)
+    assert all(b'"node": "two\\nlines"' in q["raw"] for q in rows)
+    assert store.counters()["sink.influxdb.rejected_points"] == 3
+    assert s.backlog() == {"reading": 0, "device": 0}
+    s.stop()
