@@ -95,11 +95,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_readonly(args: argparse.Namespace) -> object:
+def _open_readonly(settings: object) -> object:
     from gateway.app import store_path
     from gateway.store import Store
 
-    path = store_path(_settings(args))  # type: ignore[arg-type]
+    path = store_path(settings)  # type: ignore[arg-type]
     try:
         return Store(path, readonly=True)
     except FileNotFoundError:
@@ -112,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from gateway.export import export_csv
     from gateway.store import Store
 
-    store = _open_readonly(args)
+    store = _open_readonly(_settings(args))
     assert isinstance(store, Store)
     out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
@@ -130,10 +130,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from gateway.status import collect, render
     from gateway.store import Store
 
-    store = _open_readonly(args)
+    settings = _settings(args)
+    store = _open_readonly(settings)
     assert isinstance(store, Store)
+    influx = settings.sinks.influxdb  # type: ignore[attr-defined]
+    sinks = ("influxdb",) if influx is not None and influx.enabled else ()
     try:
-        info = collect(store)
+        info = collect(store, sinks=sinks)
     finally:
         store.close()
     if args.json:

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.catalogue import BY_NAME, label
+from gateway.sinks.influxdb import oldest_unsent_age_s
 from gateway.store.sqlite import Store
 
 
@@ -21,7 +22,11 @@ def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
         "nodes": store.node_states(),
         "latest": {f"{node}/{sensor}": v for (node, sensor), v in store.latest_values().items()},
         "device": store.latest_device(),
-        "backlog": {sink: store.backlog(sink) for sink in sinks},
+        "backlog": {
+            sink: {**store.backlog(sink),
+                   "oldest_age_s": round(oldest_unsent_age_s(store, sink), 1)}
+            for sink in sinks
+        },
     }
 
 
@@ -62,7 +67,9 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
     if flagged:
         lines.append("flagged    " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))
     for sink, backlog in info["backlog"].items():
-        lines.append(f"outbox     {sink}: " + ", ".join(f"{t} {n}" for t, n in backlog.items()))
+        age = backlog.get("oldest_age_s", 0)
+        rows = ", ".join(f"{t} {n}" for t, n in backlog.items() if t != "oldest_age_s")
+        lines.append(f"outbox     {sink}: {rows} waiting" + (f", oldest {age:.0f}s" if age else ""))
     lines.append("nodes")
     for n in info["nodes"]:
         seen = dt.datetime.fromtimestamp(n["last_received_ns"] / 1e9, zone)
