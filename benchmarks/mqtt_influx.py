@@ -1,0 +1,243 @@
+"""End-to-end MQTT -> Satoyama -> InfluxDB benchmark (not a test).
+
+    .venv/bin/python benchmarks/mqtt_influx.py [--messages N] [--seconds S]
+
+Starts a real Mosquitto (with the shipped queue limits) and a real InfluxDB 1.x on free
+loopback ports, runs the gateway as its own process (`satoyama run`) with the MQTT source
+and the InfluxDB v1 sink, and publishes native uplinks with `mosquitto_pub -l -q 1` (one
+publisher per node topic, stdin held open until everything is delivered). Reports:
+
+* ceiling: the receive rate of a bare paho subscriber that only counts messages;
+* fixed rate (2,000/s): messages/s stored in InfluxDB, gateway CPU ms per message, loss;
+* burst: N messages as fast as the publishers go, time until all are in InfluxDB;
+* backlog drain: N messages published while the gateway is stopped (held by the broker for
+  its persistent session), drain rate after it starts;
+* peak RSS of the gateway process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers.influx import InfluxDB1
+from servers.mosquitto import Mosquitto
+
+NODES = 4
+SITE = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def body(node: int, seq: int) -> str:
+    ts_ms = 1_790_000_000_000 + seq * 10  # distinct times per node: no point overwrites another
+    return json.dumps({
+        "node": f"n{node}", "seq": seq % 65536, "ts": ts_ms * 1_000_000,
+        "readings": {"temperature_c": 20 + seq % 100 / 10, "humidity_pct": 60.0,
+                     "soil_moisture_pct@10cm": 30 + seq % 50 / 10},
+        "battery_v": 3.7, "rssi_dbm": -90,
+    }, separators=(",", ":"))
+
+
+class Publishers:
+    """One `mosquitto_pub -l -q 1` per node topic; lines written at a chosen pace."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.procs = [
+            subprocess.Popen(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-l",
+                 "-t", f"satoyama/{SITE}/n{n}/up", "-i", f"bench-pub-{n}-{time.time_ns()}"],
+                stdin=subprocess.PIPE)
+            for n in range(1, NODES + 1)
+        ]
+        self.next_seq = [0] * NODES
+
+    def send(self, count: int, rate: float | None) -> None:
+        """count messages spread over the nodes; rate None = as fast as possible."""
+        per_chunk = 200
+        start = time.perf_counter()
+        sent = 0
+        while sent < count:
+            n = min(per_chunk, count - sent)
+            for i in range(n):
+                k = (sent + i) % NODES
+                line = body(k + 1, self.next_seq[k]) + "\n"
+                self.next_seq[k] += 1
+                stdin = self.procs[k].stdin
+                assert stdin is not None
+                stdin.write(line.encode())
+            for p in self.procs:
+                assert p.stdin is not None
+                p.stdin.flush()
+            sent += n
+            if rate:
+                ahead = sent / rate - (time.perf_counter() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def close(self) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.close()
+        for p in self.procs:
+            p.wait(30)
+
+
+def bare_subscriber_ceiling(broker: Mosquitto, count: int) -> float:
+    got = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        nonlocal got, first, last
+        got += 1
+        last = time.perf_counter()
+        if got == 1:
+            first = last
+        if got >= count:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare")
+    client.on_message = on_message
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe(f"satoyama/{SITE}/+/up", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    pubs = Publishers(broker)
+    pubs.send(count, None)
+    done.wait(120)
+    pubs.close()
+    client.loop_stop()
+    client.disconnect()
+    return got / (last - first) if last > first else 0.0
+
+
+class GatewayProcess:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config)],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+    def cpu_s(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def stored(influx: InfluxDB1) -> int:
+    res = influx.query("SELECT count(temperature_c) FROM reading", db="satoyama")
+    try:
+        return int(res["results"][0]["series"][0]["values"][0][1])
+    except (KeyError, IndexError):
+        return 0
+
+
+def wait_stored(influx: InfluxDB1, target: int, timeout: float) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if stored(influx) >= target:
+            return time.perf_counter()
+        time.sleep(0.1)
+    raise SystemExit(f"only {stored(influx)} of {target} stored after {timeout}s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--messages", type=int, default=100_000, help="burst and backlog size")
+    ap.add_argument("--seconds", type=float, default=20, help="duration of the 2,000/s run")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker = Mosquitto(tmp / "mqtt").start()
+        influx = InfluxDB1(tmp / "influx").start()
+        influx.create_database("satoyama")
+        try:
+            ceiling = bare_subscriber_ceiling(broker, args.messages)
+            print(f"ceiling    bare paho subscriber: {ceiling:,.0f} msg/s")
+
+            config = tmp / "satoyama.yaml"
+            config.write_text(yaml.safe_dump({
+                "site": SITE, "data_dir": str(tmp / "data"),
+                "sources": {"mqtt": {"url": broker.url, "topics": [f"satoyama/{SITE}/+/up"],
+                                     "client_id": "bench-gateway"}},
+                "sinks": {"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama"}},
+            }))
+            gw = GatewayProcess(config, tmp / "gateway.log")
+            gw.start()
+            time.sleep(2.0)
+            pubs = Publishers(broker)
+            total = 0
+
+            # Fixed rate.
+            n = int(2000 * args.seconds)
+            cpu0, t0 = gw.cpu_s(), time.perf_counter()
+            pubs.send(n, 2000)
+            total += n
+            t1 = wait_stored(influx, total, 120)
+            cpu = gw.cpu_s() - cpu0
+            print(f"fixed      2,000/s for {args.seconds:.0f}s: {n / (t1 - t0):,.0f} msg/s stored, "
+                  f"{cpu / n * 1e3:.3f} ms CPU/msg, lag at end {t1 - t0 - n / 2000:.1f}s, "
+                  f"stored {stored(influx) - (total - n)} of {n}")
+
+            # Burst as fast as the publishers go.
+            n = args.messages
+            cpu0, t0 = gw.cpu_s(), time.perf_counter()
+            pubs.send(n, None)
+            total += n
+            t1 = wait_stored(influx, total, 600)
+            cpu = gw.cpu_s() - cpu0
+            print(f"burst      {n:,} msgs: {n / (t1 - t0):,.0f} msg/s end to end "
+                  f"({n / (t1 - t0) / ceiling:.0%} of ceiling), {cpu / n * 1e3:.3f} ms CPU/msg, "
+                  f"stored {stored(influx) - (total - n)} of {n}")
+            rss = gw.peak_rss_mb()
+
+            # Backlog while the gateway is down.
+            gw.stop()
+            pubs.send(n, None)
+            total += n
+            time.sleep(2.0)
+            t0 = time.perf_counter()
+            gw.start()
+            t1 = wait_stored(influx, total, 600)
+            print(f"backlog    {n:,} msgs queued in the broker: drained at "
+                  f"{n / (t1 - t0):,.0f} msg/s (incl. start-up), "
+                  f"stored {stored(influx) - (total - n)} of {n}")
+            rss = max(rss, gw.peak_rss_mb())
+            pubs.close()
+            gw.stop()
+            print(f"peak RSS   gateway process: {rss:.0f} MB")
+            print(f"total      {stored(influx):,} of {total:,} messages in InfluxDB")
+        finally:
+            broker.stop()
+            influx.stop()
+
+
+if __name__ == "__main__":
+    main()
