@@ -1,8 +1,10 @@
 """Assemble and run a gateway from settings: sources -> queue -> pipeline -> store.
 
-Threads: one per source (reading), one pipeline worker (decode, validate, commit). The
-main thread waits for a signal or a duration, then sets the shared stop event: sources stop
-reading within 0.1 s, the worker drains the queue, commits and returns, the store closes.
+Threads: one per source (reading; the MQTT source adds paho's network thread), one pipeline
+worker (decode, validate, commit). The main thread waits for a signal or a duration, then
+sets the shared stop event: sources stop reading within 0.1 s, the worker drains the queue,
+commits and returns (sending the MQTT acknowledgements of its last batch over the still
+open connection), then the MQTT source says "offline" and disconnects, and the store closes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from gateway.config import Settings
 from gateway.packet import Record
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
+from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
+from gateway.sources.mqtt_formats import message_decoder
 from gateway.sources.serial import SerialSource
 from gateway.store.sqlite import BatchResult, Store
 
@@ -82,6 +86,17 @@ def build_pipeline(
     )
 
 
+def receive_maximum(settings: Settings) -> int:
+    """The MQTT in-flight window: two commit batches, so one fills while one commits.
+
+    Messages are acknowledged only after their batch is committed, so the broker sends at
+    most this many before it waits: throughput <= window / commit latency. Never more than
+    the queue holds, so MQTT alone cannot fill the queue (docs/mqtt.md).
+    """
+    p = settings.pipeline
+    return max(1, min(65535, p.queue_size, max(DEFAULT_RECEIVE_MAXIMUM, 2 * p.batch_max)))
+
+
 class Gateway:
     def __init__(
         self,
@@ -104,25 +119,40 @@ class Gateway:
                     reopen_interval_s=serial_cfg.reopen_interval_s, stop=self.stop_event,
                 )
             )
+        self.mqtt: MqttSource | None = None
+        mqtt_cfg = settings.sources.mqtt
+        if mqtt_cfg is not None:
+            self.pipeline.add_message_source(
+                "mqtt", message_decoder(mqtt_cfg.format, default_site=settings.site)
+            )
+            self.mqtt = MqttSource(
+                "mqtt", mqtt_cfg, self.inbox, site=settings.site,
+                gateway_id=settings.gateway_id, stop=self.stop_event,
+                receive_maximum=receive_maximum(settings),
+            )
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,
         )
 
     def start(self) -> None:
-        if not self.sources:
+        if not self.sources and self.mqtt is None:
             log.warning("no sources configured: the gateway will store nothing")
         self._worker.start()
         for source in self.sources:
             source.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self.stop_event.set()
+        self.stop_event.set()  # the MQTT source stops taking messages, keeps its connection
         for source in self.sources:
             source.stop(timeout=2.0)
         self._worker.join(timeout)
         if self._worker.is_alive():
             log.error("pipeline did not finish within %.0f s", timeout)
+        if self.mqtt is not None:
+            self.mqtt.stop()  # after the last commit, whose acknowledgements it sends
         self.store.close()
 
     def run_until_stopped(self, duration: float | None = None) -> None:

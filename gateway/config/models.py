@@ -216,6 +216,12 @@ class MqttSourceConfig(_Section):
         json_schema_extra=_hint("a plain name such as 'satoyama-ingest', without '/', '+', '#'"),
     )
     qos: Literal[0, 1, 2] = Field(default=1, description="Subscription QoS; 1 gives at-least-once.")
+    format: Literal["native"] = Field(
+        default="native",
+        description="Payload format: `native` (the Satoyama JSON uplink on "
+        "`satoyama/<site>/<node>/up`, see docs/mqtt.md).",
+        json_schema_extra=_hint("native is the only MQTT format so far"),
+    )
 
     @field_validator("url")
     @classmethod

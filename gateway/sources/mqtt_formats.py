@@ -1,0 +1,133 @@
+"""MQTT payload formats: ``(topic, payload) -> [Packet | Rejection]``, pure.
+
+One function per format, registered in :data:`MESSAGE_FORMATS` under the name that
+``sources.mqtt.format`` takes; the gateway binds ``default_site`` (the config's ``site``) and
+hands the result to ``Pipeline.add_message_source``. Each returns a list because some
+formats carry several uplinks in one message (a LoRaWAN server's batch, an Ecowitt upload
+with several channels); the native format carries one.
+
+No I/O, no clock, no logging: a decoder never raises for bad input; whatever cannot become
+a packet is a :class:`Rejection`, quarantined with the raw payload and acknowledged after
+commit like any other message, so a malformed message is kept once and never redelivered
+forever.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from firmware_bridge import reasons
+from firmware_bridge.native import FORMAT as NATIVE_FORMAT
+from firmware_bridge.native import decode_native
+from gateway.packet import Packet, Rejection
+
+#: Reason codes added by the MQTT formats (the decoders' own are in firmware_bridge.reasons).
+TOPIC_MISMATCH: Final = "topic_mismatch"
+BAD_TOPIC: Final = "bad_topic"
+REASONS: Final[dict[str, str]] = {
+    TOPIC_MISMATCH: "the body's node differs from the node level of the topic",
+    BAD_TOPIC: "a topic level the message needs (site or node) is not a valid name",
+}
+
+# Same rule as firmware_bridge.native.Name: names become MQTT topic levels and InfluxDB tags.
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class MessageFormat(Protocol):
+    def __call__(
+        self, topic: str, payload: bytes, *, default_site: str
+    ) -> list[Packet | Rejection]: ...
+
+
+def native_topic(topic: str) -> tuple[str, str] | None:
+    """``satoyama/<site>/<node>/up`` -> (site, node); None for any other topic."""
+    levels = topic.split("/")
+    if len(levels) == 4 and levels[0] == "satoyama" and levels[3] == "up":
+        return levels[1], levels[2]
+    return None
+
+
+def decode_native_message(
+    topic: str, payload: bytes, *, default_site: str
+) -> list[Packet | Rejection]:
+    """A native JSON uplink (DESIGN.md "Native MQTT uplink") on ``satoyama/<site>/<node>/up``.
+
+    - ``site``: the body's, else the topic's, else ``default_site``.
+    - ``node``: the body's, else the topic's. A body node that differs from the topic's is
+      refused (``topic_mismatch``): one of the two is wrong and we cannot tell which, and a
+      node must not be able to post as another just by naming it in the body.
+    - Anything :func:`decode_native` refuses (``bad_json``, ``schema``, ``bad_length``) is
+      returned as its Rejection, with the payload as received.
+    """
+    from_topic = native_topic(topic)
+    topic_site, topic_node = from_topic if from_topic else (None, None)
+    if topic_site is not None and not _NAME.match(topic_site):
+        # Only a problem if the body does not name its site; decide after decoding.
+        site_default: str | None = None
+    else:
+        site_default = topic_site or default_site
+
+    result = decode_native(payload, default_site=site_default)
+    if (
+        isinstance(result, Rejection)
+        and result.reason == reasons.SCHEMA
+        and result.node is None
+        and topic_node is not None
+    ):
+        result = _with_topic_node(payload, topic, topic_node, site_default, result)
+    if isinstance(result, Rejection):
+        return [result]
+
+    if topic_node is not None and result.node != topic_node:
+        return [Rejection(
+            TOPIC_MISMATCH,
+            f"body node {result.node!r} on topic {topic!r} (node {topic_node!r})",
+            result.raw, NATIVE_FORMAT, result.node, result.seq,
+        )]
+    if result.site is None:  # the body named no site and the topic's is not a name
+        return [Rejection(
+            BAD_TOPIC, f"site level {topic_site!r} of topic {topic!r} is not a valid name",
+            result.raw, NATIVE_FORMAT, result.node, result.seq,
+        )]
+    return [result]
+
+
+def _with_topic_node(
+    payload: bytes, topic: str, node: str, site_default: str | None, first: Rejection
+) -> Packet | Rejection:
+    """The body has no ``node``: take it from the topic and decode again."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return first
+    if not isinstance(body, dict) or "node" in body:
+        return first
+    if not _NAME.match(node):
+        return Rejection(
+            BAD_TOPIC, f"node level {node!r} of topic {topic!r} is not a valid name",
+            first.raw, NATIVE_FORMAT, None, first.seq,
+        )
+    body = {"node": node, **body}
+    result = decode_native(json.dumps(body).encode(), default_site=site_default)
+    # Keep what was received, not our re-encoding, as the evidence and the dedup input.
+    result.raw = first.raw
+    return result
+
+
+MESSAGE_FORMATS: Final[dict[str, MessageFormat]] = {
+    "native": decode_native_message,
+}
+
+
+def message_decoder(name: str, *, default_site: str) -> Callable[[str, bytes],
+                                                                 list[Packet | Rejection]]:
+    """The registered format ``name`` with ``default_site`` bound, for the pipeline."""
+    decode = MESSAGE_FORMATS[name]
+
+    def decode_message(topic: str, payload: bytes) -> list[Packet | Rejection]:
+        return decode(topic, payload, default_site=default_site)
+
+    return decode_message
