@@ -568,4 +568,12 @@ class MqttSource:
         return ack
 
 
+class _PahoNoise(logging.Filter):
+    """paho 2.2 runs its loop once more after a clean DISCONNECT and logs that at ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
 _paho_log = logging.getLogger(__name__ + ".paho")
+_paho_log.addFilter(_PahoNoise())
