@@ -44,7 +44,9 @@ messages. Nothing is dropped here.
 
 **Reconnecting.** Our own loop, not paho's: paho's backoff has no jitter, and a broker
 restart would bring every gateway back in lock-step. A lost connection or unreachable
-broker is retried after ``initial_s`` doubling to ``max_s``; a refusal that only a change
+broker is retried after ``initial_s`` doubling to ``max_s`` (a connection that lasted
+less than 10 s does not reset that, so a broker that keeps dropping us is not hammered
+either); a refusal that only a change
 of configuration can fix (bad credentials, not authorised, untrusted TLS certificate,
 banned, session taken over) after ``refused_s`` (60 s). Each delay is drawn between half
 and all of its nominal value. An outage is logged once (again if its reason changes), a
@@ -98,6 +100,10 @@ POLL_INTERVAL_S = 0.1
 STALL_LOG_AFTER_S = 1.0
 #: stop() gives up waiting after this long in total (offline status, DISCONNECT, join).
 STOP_TIMEOUT_S = 2.0
+#: A connection that lasted less than this does not reset the backoff: a broker that
+#: accepts and then drops us (another process with our client id, an ACL kick) must not
+#: turn into a reconnect loop.
+STABLE_AFTER_S = 10.0
 
 # CONNACK / DISCONNECT reason codes (MQTT 5 §3.2.2.2, §3.14.2.1) that retrying cannot fix.
 _CLIENT_ID_NOT_VALID = 133
@@ -264,6 +270,7 @@ class MqttSource:
         self._client: mqtt.Client | None = None
         self._connected = False
         self._up: mqtt.Client | None = None  # the client whose CONNACK was a success
+        self._up_since = 0.0  # monotonic time of that CONNACK
         self._ever_connected = False
         self._refusal: tuple[str, bool] | None = None  # set by on_connect / on_disconnect
         self._session_over = threading.Event()
@@ -471,7 +478,9 @@ class MqttSource:
                 break
             if self._up is not None:  # the connection was up: a new outage starts
                 self._up = None
-                failures, reported = 0, None
+                reported = None
+                if time.monotonic() - self._up_since >= STABLE_AFTER_S:
+                    failures = 0
             if problem is None:  # lost: on_disconnect logged it and put "disconnected"
                 self._sleep(self.backoff.delay(failures, refused=False, rand=self._rand))
                 failures += 1
@@ -502,6 +511,7 @@ class MqttSource:
         with self._ack_lock:
             self._connected = True
         self._up = client
+        self._up_since = time.monotonic()
         self.connects += 1
         topics = [
             f"$share/{self.cfg.shared_group}/{t}" if self.cfg.shared_group else t
@@ -540,6 +550,11 @@ class MqttSource:
                 detail = self._refusal[0]
             else:
                 detail = f"connection lost: {reason_code.getName()}"
+                lasted = time.monotonic() - self._up_since
+                if lasted < STABLE_AFTER_S:
+                    detail += (f" after {lasted:.1f} s (if this repeats: another process "
+                               f"connecting as {self.client_id!r}? each gateway needs its own "
+                               "gateway_id or sources.mqtt.client_id)")
                 self.last_error = detail
             logger.warning("mqtt source %s: %s", self.name, detail)
             self._put(SourceEvent(self.name, "disconnected", detail))

@@ -20,9 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from helpers import wait_for
 from servers.mosquitto import Certs, Mosquitto, make_certs
-from servers.mqtt_publisher import Publisher
+from servers.mqtt_publisher import NODES, Publisher, native_uplink, publish_uplinks
 
-from firmware_bridge.native import encode_native
 from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.config.models import MqttSourceConfig
@@ -31,21 +30,8 @@ from gateway.sources.mqtt import Backoff, MqttSource
 from gateway.store.sqlite import Store
 
 SITE = "hill"
-NODES = 5
-
-
-def uplink(i: int) -> tuple[tuple[str, int], str, bytes]:
-    node, seq = f"n{i % NODES + 1}", i // NODES
-    body = encode_native(node, seq, {("temperature_c", "main"): 15 + (i % 100) / 10,
-                                     ("soil_moisture_pct", "soil_10cm"): 20 + (i % 300) / 10},
-                         battery_v=3.6, rssi_dbm=-90.0)
-    return (node, seq), f"satoyama/{SITE}/{node}/up", body
-
-
-def publish_range(pub: Publisher, start: int, stop: int) -> None:
-    for i in range(start, stop):
-        key, topic, body = uplink(i)
-        pub.publish(key, topic, body)
+uplink = native_uplink
+publish_range = publish_uplinks
 
 
 def settings(tmp_path: Path, url: str, **mqtt_cfg: Any) -> Settings:

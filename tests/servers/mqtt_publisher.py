@@ -19,6 +19,25 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from firmware_bridge.native import encode_native
+
+NODES = 5
+
+
+def native_uplink(i: int, site: str = "hill") -> tuple[tuple[str, int], str, bytes]:
+    """The i-th uplink of a test stream: ((node, seq), topic, native JSON body)."""
+    node, seq = f"n{i % NODES + 1}", i // NODES
+    body = encode_native(node, seq, {("temperature_c", "main"): 15 + (i % 100) / 10,
+                                     ("soil_moisture_pct", "soil_10cm"): 20 + (i % 300) / 10},
+                         battery_v=3.6, rssi_dbm=-90.0)
+    return (node, seq), f"satoyama/{site}/{node}/up", body
+
+
+def publish_uplinks(pub: Publisher, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        key, topic, body = native_uplink(i)
+        pub.publish(key, topic, body)
+
 
 class Publisher:
     def __init__(
