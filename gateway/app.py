@@ -25,6 +25,7 @@ from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
+from gateway.sinks.influxdb import InfluxSink
 from gateway.sources.serial import SerialSource
 from gateway.store.sqlite import BatchResult, Store
 
@@ -130,6 +131,15 @@ class Gateway:
                 gateway_id=settings.gateway_id, stop=self.stop_event,
                 receive_maximum=receive_maximum(settings),
             )
+        # Sinks drain the store (the outbox) on their own threads with their own cursors;
+        # they get no shared stop event, so they keep draining until the pipeline's last
+        # commit and are stopped after it. What they have not sent stays in the outbox.
+        self.sinks: list[InfluxSink] = []
+        influx_cfg = settings.sinks.influxdb
+        if influx_cfg is not None and influx_cfg.enabled:
+            self.sinks.append(
+                InfluxSink(store_path(settings), influx_cfg, gateway_id=settings.gateway_id)
+            )
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,
@@ -143,6 +153,8 @@ class Gateway:
             source.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        for sink in self.sinks:
+            sink.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()  # the MQTT source stops taking messages, keeps its connection
@@ -153,6 +165,8 @@ class Gateway:
             log.error("pipeline did not finish within %.0f s", timeout)
         if self.mqtt is not None:
             self.mqtt.stop()  # after the last commit, whose acknowledgements it sends
+        for sink in self.sinks:
+            sink.stop()
         self.store.close()
 
     def run_until_stopped(self, duration: float | None = None) -> None:
