@@ -23,9 +23,9 @@ from gateway.config import Settings
 from gateway.packet import Record
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
+from gateway.sinks.influxdb import InfluxSink
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
-from gateway.sinks.influxdb import InfluxSink
 from gateway.sources.serial import SerialSource
 from gateway.store.sqlite import BatchResult, Store
 
