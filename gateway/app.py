@@ -92,7 +92,8 @@ def receive_maximum(settings: Settings) -> int:
 
     Messages are acknowledged only after their batch is committed, so the broker sends at
     most this many before it waits: throughput <= window / commit latency. Never more than
-    the queue holds, so MQTT alone cannot fill the queue (docs/mqtt.md).
+    the queue holds. Mosquitto 2.0.11 lets more through once PUBACKs flow, so the source's
+    blocking put, not the window, is what bounds the queue there (docs/mqtt.md).
     """
     p = settings.pipeline
     return max(1, min(65535, p.queue_size, max(DEFAULT_RECEIVE_MAXIMUM, 2 * p.batch_max)))

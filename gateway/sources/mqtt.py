@@ -16,8 +16,8 @@ source needs on top:
 - *Receive Maximum*: the gateway sets its own in-flight window (messages sent to it and not
   yet acknowledged) to fit its commit cadence. A 3.1.1 client gets the broker's
   ``max_inflight_messages``, 20 by default, and since nothing is acknowledged before a
-  commit, 20 per 200 ms batch is 100 messages/s. The window also bounds what this source
-  can have on the queue, so the blocking put below is rarely reached.
+  commit, 20 per 200 ms batch is 100 messages/s. (Mosquitto 2.0.11 holds the window
+  exactly only until acknowledgements flow, then lets more through: docs/mqtt.md.)
 - Shared subscriptions (``$share/<group>/...``) are part of the v5 standard, so several
   gateway processes can split one stream on any v5 broker. (Mosquitto 2 also accepts them
   from 3.1.1 clients, as an extension: checked with mosquitto 2.0.11.)
