@@ -9,14 +9,11 @@ committed are recognised as duplicates, the ones it had read but not committed a
 from __future__ import annotations
 
 import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from helpers import wait_for
+from helpers import counter, query_db, start_gateway, wait_for
 
 from firmware_bridge.frame import encode_frame
 from gateway.sources.pty_link import PtyLink
@@ -30,31 +27,6 @@ def frame(i: int) -> tuple[tuple[str, int], bytes]:
                                     ("temperature_c", "main"): 15 + (i % 100) / 10},
                         battery_v=3.6)
     return (f"n{node}", seq), data
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def counter(db: Path, name: str) -> int:
-    if not db.exists():
-        return 0
-    try:
-        rows = query(db, f"SELECT value FROM counter WHERE name='{name}'")
-    except sqlite3.OperationalError:
-        return 0
-    return rows[0][0] if rows else 0
-
-
-def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )
 
 
 class Radio:
@@ -102,7 +74,7 @@ def test_sigkill_mid_stream_loses_nothing_stored_and_stores_nothing_twice(
     finally:
         if proc.poll() is None:
             proc.kill()
-    before_kill = set(query(db, "SELECT node, seq FROM packet"))
+    before_kill = set(query_db(db, "SELECT node, seq FROM packet"))
     assert counter(db, "stored") == len(before_kill)  # counters commit with the data
     sent_before = radio.sent
 
@@ -125,11 +97,11 @@ def test_sigkill_mid_stream_loses_nothing_stored_and_stores_nothing_twice(
             proc.kill()
         link.close()
 
-    after = query(db, "SELECT node, seq FROM packet")
+    after = query_db(db, "SELECT node, seq FROM packet")
     assert len(after) == len(set(after)), "a packet was stored twice"
     assert before_kill <= set(after), "a packet stored before the kill was lost"
     assert set(after) == expected
     resent_already_stored = len(before_kill & set(sent_before[resend_from:]))
     assert counter(db, "duplicates") == resent_already_stored
     assert resent_already_stored > 0
-    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query_db(db, "PRAGMA integrity_check") == [("ok",)]

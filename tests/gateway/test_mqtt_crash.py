@@ -10,39 +10,12 @@ stored by the next process.
 from __future__ import annotations
 
 import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
-from typing import Any
 
-from helpers import wait_for
+from helpers import counter, query_db, start_gateway, wait_for
 from servers.mosquitto import Mosquitto
 from servers.mqtt_publisher import Publisher, native_uplink, publish_uplinks
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def counter(db: Path, name: str) -> int:
-    try:
-        rows = query(db, f"SELECT value FROM counter WHERE name='{name}'")
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-    return int(rows[0][0]) if rows else 0
-
-
-def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )
 
 
 def test_sigkill_mid_mqtt_stream_loses_nothing_and_stores_nothing_twice(
@@ -75,10 +48,10 @@ def test_sigkill_mid_mqtt_stream_loses_nothing_and_stores_nothing_twice(
             proc.kill()
         broker.stop()
 
-    rows = query(db, "SELECT node, seq FROM packet")
+    rows = query_db(db, "SELECT node, seq FROM packet")
     assert len(rows) == len(set(rows)) == n, "lost or stored twice"
     assert set(rows) == {native_uplink(i)[0] for i in range(n)}
     assert stored_at_kill < n, "the kill came too late to test anything"
     assert counter(db, "stored") == n
-    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query_db(db, "PRAGMA integrity_check") == [("ok",)]
     assert "Traceback" not in log.read_text()

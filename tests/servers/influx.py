@@ -24,24 +24,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from servers.process import ServerProcess, free_port
+
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0
@@ -55,84 +47,7 @@ def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0
         return int(e.code), e.read()
 
 
-class _Server:
-    """A child process on a fixed loopback port, restartable on the same port and data."""
-
-    name = "server"
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = self.dir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _command(self) -> list[str]:
-        raise NotImplementedError
-
-    def _ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self, timeout: float = 20.0) -> _Server:
-        assert self.proc is None, "already running"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.proc = None
-                raise RuntimeError(f"{self.name} exited {code}:\n{self.log()}")
-            try:
-                if self._ready():
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"{self.name} not ready on port {self.port}:\n{self.log()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM and wait: both servers flush their data and exit cleanly."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def restart(self) -> _Server:
-        self.stop()
-        return self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except FileNotFoundError:
-            return ""
-
-
-class InfluxDB1(_Server):
+class InfluxDB1(ServerProcess):
     """InfluxDB 1.x (``influxd``) with a generated config: no auth, no reporting."""
 
     name = "influxd"
@@ -210,7 +125,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return http("POST", f"{self.url}/write?db={db}&precision=ns", body)
 
 
-class VictoriaMetrics(_Server):
+class VictoriaMetrics(ServerProcess):
     """Single-node VictoriaMetrics; retention long enough for any test timestamp."""
 
     name = "victoria-metrics"

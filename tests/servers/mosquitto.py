@@ -19,22 +19,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from servers.process import ServerProcess, listening
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS_CONF = REPO / "deploy" / "mosquitto" / "conf.d" / "limits.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -79,8 +72,10 @@ def make_certs(directory: Path) -> Certs:
                  d / "client.key", d / "other-ca.pem")
 
 
-class Mosquitto:
+class Mosquitto(ServerProcess):
     """One mosquitto process; ``stop()``/``start()`` keep the port and the persistence file."""
+
+    name = "mosquitto"
 
     def __init__(
         self,
@@ -91,14 +86,10 @@ class Mosquitto:
         require_client_cert: bool = False,
         extra_config: str = "",
     ) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        super().__init__(directory)
         self.users = users
         self.certs = certs
-        self.log_path = self.dir / "mosquitto.log"
         self.conf_path = self.dir / "mosquitto.conf"
-        self.proc: subprocess.Popen[bytes] | None = None
         self._write_config(require_client_cert, extra_config)
 
     @property
@@ -147,51 +138,24 @@ class Mosquitto:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _command(self) -> list[str]:
+        return [MOSQUITTO, "-c", str(self.conf_path)]
+
+    def _ready(self) -> bool:
+        return listening(self.port)
+
     def start(self, timeout: float = 10.0) -> Mosquitto:
-        assert self.proc is None, "already running"
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf_path)],
-            stdout=subprocess.DEVNULL, stderr=(self.dir / "stderr.log").open("ab"),
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.kill()
-        raise RuntimeError(f"mosquitto did not listen on {self.port}:\n{self.log()}")
+        super().start(timeout)
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: mosquitto saves its persistence file and exits."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        super().stop(timeout)
         assert "Error saving in-memory database" not in self.log(), self.log()
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
     def restart(self) -> Mosquitto:
         self.stop()
         return self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
         try:
