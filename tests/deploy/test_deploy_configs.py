@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from compose_support import REPO, environment, interpolate_text
+from servers.process import free_port
 
 from gateway.config import check_config, load_settings
 
@@ -144,12 +145,6 @@ def test_init_scripts_parse(script: Path) -> None:
     subprocess.run([shell, "-n", str(script)], check=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _mqtt_pub(port: int, *auth: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
@@ -178,7 +173,7 @@ def broker(tmp_path: Path, broker_env: dict[str, str]) -> Iterator[tuple[int, Pa
     subprocess.run(["dash", str(INIT_PASSWORDS), "true"], env=env, check=True,
                    capture_output=True)
 
-    port = _free_port()
+    port = free_port()
     text = MOSQUITTO_CONF.read_text()
     text = text.replace("/mosquitto/data/", f"{data}/")
     text = text.replace("/mosquitto/config/conf.d", str(MOSQUITTO_DIR / "conf.d"))
