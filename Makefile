@@ -6,6 +6,9 @@ test:  ## install what the tests need, then ruff, mypy and pytest
 bench: ## throughput and CPU figures (not a test)
 	scripts/setup-venv
 	.venv/bin/python benchmarks/ingest.py
+	.venv/bin/python benchmarks/serial_read.py
+	.venv/bin/python benchmarks/influx_sink.py
+	.venv/bin/python benchmarks/mqtt_influx.py
 lint:
 	scripts/setup-venv
 	.venv/bin/ruff check gateway firmware_bridge rules dashboards tests benchmarks
