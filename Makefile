@@ -4,6 +4,7 @@ demo:  ## simulated nodes on a pty serial line -> SQLite, live summary (Ctrl-C t
 test:  ## install what the tests need, then ruff, mypy and pytest
 	scripts/test $(ARGS)
 bench: ## throughput and CPU figures (not a test)
+	scripts/ensure-debs
 	scripts/setup-venv
 	.venv/bin/python benchmarks/ingest.py
 	.venv/bin/python benchmarks/serial_read.py
