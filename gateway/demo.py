@@ -8,6 +8,7 @@ each node's last values and what was rejected, and why.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -126,9 +127,10 @@ def run_demo(
         gw.run_until_stopped(duration)
         radio.join(2)
     out(console.render(time.monotonic() - started))
+    cmd = sys.argv[0] if sys.argv[0].endswith("satoyama") else "satoyama"
     out(f"\nData: {settings.sqlite_path}\n"
-        f"  satoyama status --data-dir {data_dir}\n"
-        f"  satoyama export --data-dir {data_dir} --format csv > readings.csv")
+        f"  {cmd} status --data-dir {data_dir}\n"
+        f"  {cmd} export --data-dir {data_dir} --format csv > readings.csv")
     return 0
 
 
