@@ -156,6 +156,7 @@ class Store:
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._reading_cols = self._columns("reading")
         self._device_cols = self._columns("device")
+        self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
 
     # ---------------------------------------------------------------- schema
 
@@ -202,59 +203,47 @@ class Store:
         counts = dict(counters or {})
         with self._lock, self._tx():
             db = self._db
-            for rec in records:
-                mono = monotonic_ns.get(id(rec)) if monotonic_ns else None
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site,"
-                    " plot, source, format, time_source, boot_id, monotonic_ns)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        rec.node, rec.seq, rec.digest, rec.time_ns, rec.received_ns, rec.site,
-                        rec.plot, rec.source, rec.format, rec.time_source,
-                        boot_id if mono is not None else None, mono,
-                    ),
-                )
-                if cur.rowcount == 0:
-                    result.duplicates += 1
-                    result.duplicate_keys.append((rec.node, rec.seq))
-                    continue
-                packet_id = cur.lastrowid
+            stored = self._insert_packets(records, result, boot_id, monotonic_ns)
+            # One statement per run of rows with the same columns (usually the whole batch),
+            # so rows keep their order and the per-row cost is SQLite's, not Python's.
+            readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+            devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+            nodes: dict[str, list[Any]] = {}
+            for packet_id, rec in stored:
                 tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
                 for sensor, values in rec.readings.items():
-                    cols = ", ".join(f'"{k}"' for k in values)
-                    marks = ",?" * len(values)
-                    db.execute(
-                        "INSERT INTO reading (packet_id, time_ns, site, plot, node, sensor"
-                        f"{', ' + cols if values else ''}) VALUES (?,?,?,?,?,?{marks})",
-                        (*tags, sensor, *values.values()),
-                    )
+                    _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
                 if rec.device:
-                    cols = ", ".join(f'"{k}"' for k in rec.device)
-                    db.execute(
-                        f"INSERT INTO device (packet_id, time_ns, site, plot, node, {cols})"
-                        f" VALUES (?,?,?,?,?{',?' * len(rec.device)})",
-                        (*tags, *rec.device.values()),
-                    )
-                db.execute(
-                    "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
-                    " site=excluded.site, plot=excluded.plot,"
-                    " last_seq=COALESCE(excluded.last_seq, last_seq),"
-                    " last_time_ns=max(last_time_ns, excluded.last_time_ns),"
-                    " last_received_ns=excluded.last_received_ns,"
-                    " last_source=excluded.last_source",
-                    (rec.node, rec.site, rec.plot, rec.seq, rec.time_ns, rec.received_ns,
-                     rec.source),
-                )
-                result.stored += 1
+                    _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
+                # node_state once per node: what the per-record upserts would have left.
+                state = nodes.get(rec.node)
+                if state is None:
+                    nodes[rec.node] = [rec.node, rec.site, rec.plot, rec.seq, rec.time_ns,
+                                       rec.received_ns, rec.source]
+                else:
+                    state[1], state[2] = rec.site, rec.plot
+                    if rec.seq is not None:
+                        state[3] = rec.seq
+                    state[4] = max(state[4], rec.time_ns)
+                    state[5], state[6] = rec.received_ns, rec.source
+            for cols, rows in readings:
+                db.executemany(self._insert_sql("reading", cols), rows)
+            for cols, rows in devices:
+                db.executemany(self._insert_sql("device", cols), rows)
+            db.executemany(
+                "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
+                " site=excluded.site, plot=excluded.plot,"
+                " last_seq=COALESCE(excluded.last_seq, last_seq),"
+                " last_time_ns=max(last_time_ns, excluded.last_time_ns),"
+                " last_received_ns=excluded.last_received_ns,"
+                " last_source=excluded.last_source",
+                nodes.values(),
+            )
+            result.stored = len(stored)
+            self._insert_quarantine(quarantine)
             for q in quarantine:
-                r = q.rejection
-                db.execute(
-                    "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
-                    " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
-                    (q.received_ns, q.source, r.format, r.reason, r.detail, r.node, r.seq,
-                     bytes(r.raw)),
-                )
-                counts[f"rejected.{r.reason}"] = counts.get(f"rejected.{r.reason}", 0) + 1
+                key = f"rejected.{q.rejection.reason}"
+                counts[key] = counts.get(key, 0) + 1
             result.quarantined = len(quarantine)
             if result.stored:
                 counts["stored"] = counts.get("stored", 0) + result.stored
@@ -262,6 +251,77 @@ class Store:
                 counts["duplicates"] = counts.get("duplicates", 0) + result.duplicates
             self._add_counters(counts)
         return result
+
+    def _insert_packets(
+        self,
+        records: Sequence[Record],
+        result: BatchResult,
+        boot_id: str | None,
+        monotonic_ns: dict[int, int] | None,
+    ) -> list[tuple[int, Record]]:
+        """Insert the packet rows; return (packet id, record) of those that are new.
+
+        One ``executemany``; SQLite numbers the new rows after the largest id, in order. If
+        ``INSERT OR IGNORE`` skipped any (duplicates, from the store or earlier in the batch),
+        the new rows' (node, digest) tell which records they are. Only the pipeline writes
+        packets, inside this transaction, so no other row gets an id in between.
+        """
+        if not records:
+            return []
+        db = self._db
+        last = int(db.execute("SELECT max(id) FROM packet").fetchone()[0] or 0)
+        rows = []
+        for rec in records:
+            mono = monotonic_ns.get(id(rec)) if monotonic_ns else None
+            rows.append((
+                rec.node, rec.seq, rec.digest, rec.time_ns, rec.received_ns, rec.site,
+                rec.plot, rec.source, rec.format, rec.time_source,
+                boot_id if mono is not None else None, mono,
+            ))
+        cur = db.executemany(
+            "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site,"
+            " plot, source, format, time_source, boot_id, monotonic_ns)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        if cur.rowcount == len(records):
+            return [(last + 1 + i, rec) for i, rec in enumerate(records)]
+        new = {
+            (node, bytes(digest)): packet_id
+            for packet_id, node, digest in db.execute(
+                "SELECT id, node, digest FROM packet WHERE id > ?", (last,))
+        }
+        stored = []
+        for rec in records:
+            packet_id = new.pop((rec.node, bytes(rec.digest)), None)
+            if packet_id is not None:
+                stored.append((packet_id, rec))
+            else:
+                result.duplicates += 1
+                result.duplicate_keys.append((rec.node, rec.seq))
+        return stored
+
+    def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
+        key = (table, cols)
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            tags = "packet_id, time_ns, site, plot, node"
+            if table == "reading":
+                tags += ", sensor"
+            names = "".join(f', "{c}"' for c in cols)
+            marks = ",?" * (tags.count(",") + 1 + len(cols))
+            sql = f"INSERT INTO {table} ({tags}{names}) VALUES ({marks[1:]})"
+            self._sql_cache[key] = sql
+        return sql
+
+    def _insert_quarantine(self, quarantine: Sequence[QuarantineEntry]) -> None:
+        self._db.executemany(
+            "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
+            " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
+            [(q.received_ns, q.source, q.rejection.format, q.rejection.reason,
+              q.rejection.detail, q.rejection.node, q.rejection.seq, bytes(q.rejection.raw))
+             for q in quarantine],
+        )
 
     def _add_counters(self, counts: dict[str, int]) -> None:
         self._db.executemany(
@@ -399,18 +459,10 @@ class Store:
         rejected``).
         """
         with self._lock, self._tx():
-            db = self._db
-            for q in quarantine:
-                r = q.rejection
-                db.execute(
-                    "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
-                    " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
-                    (q.received_ns, q.source, r.format, r.reason, r.detail, r.node, r.seq,
-                     bytes(r.raw)),
-                )
+            self._insert_quarantine(quarantine)
             if counters:
                 self._add_counters(counters)
-            db.execute(
+            self._db.execute(
                 "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
                 " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
                 (sink, table, last_id),
@@ -426,6 +478,18 @@ class Store:
             )
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def outbox_rows(
+        self, table: str, last_id: int, limit: int
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Like :meth:`rows_after`, as (column names, row tuples): for the sinks' hot path."""
+        if table not in DATA_TABLES:
+            raise ValueError(table)
+        with self._lock:
+            cur = self._db.execute(
+                f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            )
+            return [d[0] for d in cur.description], cur.fetchall()
 
     def backlog(self, sink: str) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -542,6 +606,18 @@ class Store:
         """Read-only query for tests and tools."""
         with self._lock:
             return list(self._db.execute(sql, params))
+
+
+def _add_row(
+    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]],
+    cols: tuple[str, ...],
+    row: tuple[Any, ...],
+) -> None:
+    """Append ``row`` to the last run if it has the same columns, else start a new run."""
+    if runs and runs[-1][0] == cols:
+        runs[-1][1].append(row)
+    else:
+        runs.append((cols, [row]))
 
 
 class _Transaction:

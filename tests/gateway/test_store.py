@@ -46,6 +46,38 @@ def test_duplicates_are_ignored_across_reopen(tmp_path: Path) -> None:
     assert store.counters() == {"stored": 3, "duplicates": 2}
 
 
+def test_one_batch_stores_what_record_by_record_batches_store(tmp_path: Path) -> None:
+    """Batched inserts (one statement per table, node_state once per node) change nothing:
+    same rows in the same order, same node_state, same duplicates as one record at a time."""
+    def mixed() -> list[Record]:
+        out = [record("a", 1, t=100), record("b", 1, t=300), record("a", 2, t=90),
+               record("a", 1, t=100), record("b", 2, t=250, moisture=31.0)]
+        odd = record("a", 3, t=95)
+        odd.seq = None  # no seq: node_state keeps the last one it had
+        odd.readings = {"main": {"humidity_pct": 50.0}}  # other columns: a new run
+        odd.device = {}
+        out.append(odd)
+        out.append(record("a", 4, t=99, digest=b"a:4"))
+        return out
+
+    one = Store(tmp_path / "one.db")
+    one.write_batch([record("a", 0, t=50)])
+    batched = one.write_batch(mixed())
+    each = Store(tmp_path / "each.db")
+    each.write_batch([record("a", 0, t=50)])
+    results = [each.write_batch([rec]) for rec in mixed()]
+    assert (batched.stored, batched.duplicates) == (
+        sum(r.stored for r in results), sum(r.duplicates for r in results)) == (6, 1)
+    assert batched.duplicate_keys == [("a", 1)]
+    for sql in ("SELECT node, seq, digest, time_ns FROM packet ORDER BY id",
+                "SELECT * FROM reading ORDER BY id", "SELECT * FROM device ORDER BY id",
+                "SELECT * FROM node_state ORDER BY node"):
+        assert one.execute(sql) == each.execute(sql), sql
+    assert one.node_states()[0]["last_seq"] == 4
+    assert one.node_states()[0]["last_time_ns"] == 100 * 10**9
+    assert one.counters() == each.counters()
+
+
 def test_quarantine_keeps_raw_bytes_and_counts_by_reason(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     rej = [
