@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
@@ -118,16 +119,50 @@ def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return ",".join(parts)
 
 
+class RowEncoder:
+    """Outbox rows of one table, as tuples in ``columns`` order, to lines.
+
+    Built once per column layout: the field keys are escaped once, and the series part
+    (``reading,node=...,site=...``) is cached per tag values, which repeat in every batch.
+    """
+
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        index = {name: i for i, name in enumerate(columns)}
+        self.table = table
+        self.columns = list(columns)
+        self._tag_keys = TAGS[table]
+        self._tags = itemgetter(*(index[k] for k in self._tag_keys))
+        self._fields = tuple(
+            (index[name], escape_key(name, "field key") + "=")
+            for name in FIELDS[table] if name in index
+        )
+        self._time = index["time_ns"]
+        self._series: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, row: Sequence[Any]) -> str | None:
+        """The line of one row; None if it has no field. Raises LineProtocolError."""
+        fields = [(key, float(row[i])) for i, key in self._fields if row[i] is not None]
+        if not fields:
+            return None
+        tag_values = self._tags(row)
+        series = self._series.get(tag_values)
+        if series is None:
+            series = _series(self.table, tuple(zip(self._tag_keys, map(str, tag_values),
+                                                   strict=True)))
+            if len(self._series) >= 4096:
+                self._series.clear()
+            self._series[tag_values] = series
+        for _key, value in fields:
+            if not math.isfinite(value):
+                raise LineProtocolError(f"field value {value!r} is not finite")
+        text = ",".join([key + repr(value) for key, value in fields])
+        return f"{series} {text} {int(row[self._time])}"
+
+
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
     """The line of one ``reading`` or ``device`` outbox row; None if it has no field.
 
     Raises :class:`LineProtocolError` for a row whose tags cannot be written (the sink
     quarantines such a row rather than altering its tags).
     """
-    fields = {
-        name: float(row[name]) for name in FIELDS[table] if row.get(name) is not None
-    }
-    if not fields:
-        return None
-    tags = {key: str(row[key]) for key in TAGS[table]}
-    return encode_point(table, tags, fields, int(row["time_ns"]))
+    return RowEncoder(table, tuple(row))(tuple(row.values()))
