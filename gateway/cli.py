@@ -73,8 +73,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from gateway.app import build_pipeline, open_store
-    from gateway.replay import replay_files
+    from gateway.app import build_pipeline, open_store, store_path
+    from gateway.replay import deliver, replay_files
+    from gateway.sinks.influxdb import InfluxSink
 
     settings = _settings(args)
     store = open_store(settings)  # type: ignore[arg-type]
@@ -83,16 +84,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         counts = replay_files(pipeline, args.format, [Path(p) for p in args.files])
     finally:
         store.close()
+    influx = settings.sinks.influxdb  # type: ignore[attr-defined]
+    failure = None
+    if influx is not None and influx.enabled:
+        sink = InfluxSink(store_path(settings), influx,  # type: ignore[arg-type]
+                          gateway_id=settings.gateway_id)  # type: ignore[attr-defined]
+        try:
+            delivered, failure = deliver(sink)
+        finally:
+            sink.close()
+        counts.update({f"influxdb.{k}": v for k, v in delivered.items()})
+        if failure:
+            print(f"satoyama: InfluxDB did not take the readings ({failure}); they stay in "
+                  "the outbox and `satoyama run` sends them", file=sys.stderr)
     if args.json:
         print(json.dumps(counts, sort_keys=True))
-        return 0
+        return 1 if failure else 0
     rejected = {k.removeprefix("rejected."): v for k, v in counts.items()
                 if k.startswith("rejected.")}
     print(f"packets {counts.get('received.packets', 0)}  stored {counts.get('stored', 0)}  "
           f"duplicates {counts.get('duplicates', 0)}  rejected {sum(rejected.values())}")
     for reason, n in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  rejected {reason}: {n}")
-    return 0
+    if "influxdb.written" in counts:
+        print(f"influxdb points written {counts['influxdb.written']}, "
+              f"rejected {counts['influxdb.rejected']}")
+    return 1 if failure else 0
 
 
 def _open_readonly(settings: object) -> object:

@@ -89,3 +89,43 @@ def test_mqtt_to_influxdb_survives_a_database_outage_and_a_gateway_kill(
         assert "Traceback" not in log.read_text()
     finally:
         influx.stop()
+
+
+def test_replay_delivers_to_influxdb_and_keeps_what_it_could_not_send(
+    tmp_path: Path, write_config
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    influx = InfluxDB1(tmp_path / "influx").start()
+    influx.create_database("satoyama")
+    config = write_config(sinks={"influxdb": {"url": influx.url, "api": "v1",
+                                              "database": "satoyama", "batch_size": 300}})
+    capture = tmp_path / "uplinks.jsonl"
+    capture.write_text("".join(native_uplink(i)[2].decode() + "\n" for i in range(1000))
+                       + "not json\n")
+
+    def replay() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", "replay", "--format",
+                               "native", str(capture), "-c", str(config), "--json"],
+                              capture_output=True, text=True, timeout=120)
+
+    try:
+        influx.stop()
+        down = replay()
+        assert down.returncode == 1
+        assert "stay in the outbox" in down.stderr
+        counts = json.loads(down.stdout)
+        assert (counts["stored"], counts["rejected.bad_json"]) == (1000, 1)
+        assert counts["influxdb.written"] == 0
+
+        influx.start()
+        up = replay()
+        assert up.returncode == 0, up.stderr
+        counts = json.loads(up.stdout)
+        assert (counts.get("stored", 0), counts["duplicates"]) == (0, 1000)
+        assert counts["influxdb.written"] == 3000  # the backlog: 2 reading rows + 1 device each
+        assert influx_count(influx, "SELECT count(temperature_c) FROM reading") == 1000
+    finally:
+        influx.stop()
