@@ -94,6 +94,7 @@ class Pipeline:
         self._formats: dict[str, str] = {}
         self._pending = _Pending()
         self._loss = _LossTracker()
+        self._last_time: dict[str, int] = {}
         self._boot_id = boot_id()
         self._had_held = bool(store.held_packets())
         self.totals: dict[str, int] = {}
@@ -168,12 +169,32 @@ class Pipeline:
                 loss = self._loss.observe(rec.node, rec.seq)
                 if loss is not None:
                     rec.device["packet_loss_pct"] = loss
+            self._distinct_time(rec)
             if rec.time_source == "held":
                 pending.monotonic[id(rec)] = mono
                 self._had_held = True
             pending.records.append(rec)
         if after_commit is not None:
             pending.callbacks.append(after_commit)
+
+    def _distinct_time(self, rec: Record) -> None:
+        """Give each of a node's records its own timestamp.
+
+        InfluxDB keeps one point per series and time, so two packets of one node stamped
+        alike would overwrite each other there: packets that take the receive time share
+        it when they arrive in one read or one replayed chunk, and a node may send twice
+        within its clock's second. A nanosecond later is harmless and keeps both.
+        """
+        last = self._last_time.get(rec.node)
+        if last is not None:
+            if rec.time_source == "node":
+                if rec.time_ns == last:
+                    rec.time_ns = last + 1
+            elif rec.time_ns <= last:
+                rec.time_ns = last + 1
+        self._last_time[rec.node] = (
+            rec.time_ns if rec.time_source == "node" or last is None else max(last, rec.time_ns)
+        )
 
     @property
     def pending_packets(self) -> int:
