@@ -89,16 +89,17 @@ def test_every_packet_is_accounted_for(tmp_path: Path) -> None:
 def test_a_nodes_records_never_share_a_timestamp(tmp_path: Path) -> None:
     """InfluxDB keeps one point per series and time: equal stamps would overwrite."""
     store, pipeline = make(tmp_path)
+    t_s = int(time.time())
     same_second = [encode_frame(4, s, {("temperature_c", "main"): 20.0 + s},
-                                node_time_s=1_790_000_000) for s in range(3)]
-    older = encode_frame(4, 9, {("temperature_c", "main"): 19.0}, node_time_s=1_789_999_000)
+                                node_time_s=t_s) for s in range(3)]
+    older = encode_frame(4, 9, {("temperature_c", "main"): 19.0}, node_time_s=t_s - 100)
     no_clock = [encode_frame(5, s, {("temperature_c", "main"): 21.0 + s}) for s in range(3)]
     now = time.time_ns()
     pipeline.feed("serial", b"".join(same_second) + older + b"".join(no_clock),
                   received_ns=now)
     pipeline.commit()
-    t = 1_790_000_000 * 10**9
+    t = t_s * 10**9
     assert store.execute("SELECT time_ns FROM packet WHERE node='n4' ORDER BY seq") == [
-        (t,), (t + 1,), (t + 2,), (1_789_999_000 * 10**9,)]  # a late older one keeps its time
+        (t,), (t + 1,), (t + 2,), (t - 100 * 10**9,)]  # a late older one keeps its time
     assert store.execute("SELECT time_ns FROM packet WHERE node='n5' ORDER BY seq") == [
         (now,), (now + 1,), (now + 2,)]
