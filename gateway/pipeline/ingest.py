@@ -25,7 +25,13 @@ from gateway.clock import ClockMonitor, boot_id
 from gateway.packet import Packet, Record, Rejection
 from gateway.pipeline.streams import StreamDecoder, stream_decoder
 from gateway.pipeline.validate import DeviceInfo, Policy, validate
-from gateway.sources.items import Message, RawChunk, SourceEvent, SourceItem
+from gateway.sources.items import (
+    Message,
+    RawChunk,
+    SourceEvent,
+    SourceItem,
+    run_after_commit,
+)
 from gateway.store.sqlite import BatchResult, QuarantineEntry, Store, StoreFull
 
 log = logging.getLogger(__name__)
@@ -221,8 +227,7 @@ class Pipeline:
         for q in pending.quarantine:
             key = f"rejected.{q.rejection.reason}"
             self.totals[key] = self.totals.get(key, 0) + 1
-        for callback in pending.callbacks:
-            callback()
+        run_after_commit(pending.callbacks)
         if self.on_commit is not None:
             self.on_commit(result, pending.records)
         return result

@@ -9,7 +9,7 @@ link changes, in order with their data.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,6 +58,36 @@ class Message:
     received_ns: int
     monotonic_ns: int
     ack: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A message's acknowledgement: ``send((token,))``, or, through :func:`run_after_commit`,
+    one ``send`` call for all of a batch's acks that share it (one write to the broker for
+    a batch instead of one per message)."""
+
+    send: Callable[[Sequence[Hashable]], None]
+    token: Hashable
+
+    def __call__(self) -> None:
+        self.send((self.token,))
+
+
+def run_after_commit(callbacks: Sequence[Callable[[], None]]) -> None:
+    """Run a committed batch's callbacks; :class:`Ack` objects grouped by their ``send``,
+    each group in the order the messages came."""
+    groups: dict[Callable[[Sequence[Hashable]], None], list[Hashable]] = {}
+    for callback in callbacks:
+        if isinstance(callback, Ack):
+            tokens = groups.get(callback.send)
+            if tokens is None:
+                groups[callback.send] = [callback.token]
+            else:
+                tokens.append(callback.token)
+        else:
+            callback()
+    for send, tokens in groups.items():
+        send(tokens)
 
 
 SourceItem = RawChunk | SourceEvent | Message

@@ -174,6 +174,41 @@ def test_broker_restart_mid_stream_loses_nothing_acknowledged(
     assert gw.pipeline.totals["source.disconnected"] == 1
 
 
+def test_v5_publish_properties_and_payloads_longer_than_one_read_arrive_intact(
+    tmp_path: Path, broker: Mosquitto, gateways: list[Gateway]
+) -> None:
+    """The source parses QoS 1 PUBLISH itself and reads the socket 64 KiB at a time: MQTT 5
+    properties (a length over 127 takes two bytes) are skipped, and a payload that spans
+    several reads is kept whole (here a 100 kB one, quarantined with its raw bytes)."""
+    gw = start_gateway(gateways, settings(tmp_path, broker.url))
+    _key, topic, body = uplink(0)
+    huge = b'{"node": "n1", "pad": "' + b"x" * 100_000 + b'"}'
+    props = mqtt.Properties(mqtt.PacketTypes.PUBLISH)
+    props.UserProperty = [("origin", "y" * 300)]
+    props.ContentType = "application/json"
+    props.MessageExpiryInterval = 3600
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v5-publisher",
+                      protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        infos = [pub.publish(topic, body, qos=1, properties=props),
+                 pub.publish(topic, huge, qos=1, properties=props)]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    wait_for(lambda: gw.store.count("packet") >= 1 and gw.store.count("quarantine") >= 1, 10,
+             "both handled")
+    gw.stop()
+    assert packets(gw) == [("n1", 0)]
+    assert db(gw).execute("SELECT temperature_c FROM reading WHERE sensor='main'") == [(15.0,)]
+    [q] = db(gw).quarantine()
+    assert q["reason"] == "bad_length" and bytes(q["raw"]) == huge
+    assert gw.mqtt is not None and gw.mqtt.acks_sent == 2
+
+
 def test_malformed_payloads_are_quarantined_and_acknowledged_not_redelivered(
     tmp_path: Path, broker: Mosquitto, gateways: list[Gateway]
 ) -> None:
