@@ -40,6 +40,7 @@ MessageDecoder = Callable[[str, bytes], list[Packet | Rejection]]
 SEQ_MODULO = 65536
 MAX_PLAUSIBLE_GAP = 1000  # a larger jump forward is a counter reset, not lost packets
 LOSS_WINDOW = 100
+RECENT_TIMES = 64  # per node, to keep timestamps distinct (see Pipeline._distinct_time)
 
 
 @dataclass(slots=True)
@@ -100,7 +101,7 @@ class Pipeline:
         self._formats: dict[str, str] = {}
         self._pending = _Pending()
         self._loss = _LossTracker()
-        self._last_time: dict[str, int] = {}
+        self._recent_times: dict[str, deque[int]] = {}
         self._boot_id = boot_id()
         self._had_held = bool(store.held_packets())
         self.totals: dict[str, int] = {}
@@ -191,16 +192,16 @@ class Pipeline:
         it when they arrive in one read or one replayed chunk, and a node may send twice
         within its clock's second. A nanosecond later is harmless and keeps both.
         """
-        last = self._last_time.get(rec.node)
-        if last is not None:
-            if rec.time_source == "node":
-                if rec.time_ns == last:
-                    rec.time_ns = last + 1
-            elif rec.time_ns <= last:
-                rec.time_ns = last + 1
-        self._last_time[rec.node] = (
-            rec.time_ns if rec.time_source == "node" or last is None else max(last, rec.time_ns)
-        )
+        recent = self._recent_times.get(rec.node)
+        if recent is None:
+            recent = self._recent_times[rec.node] = deque(maxlen=RECENT_TIMES)
+        if rec.time_source == "node":
+            # A node's own times may arrive out of order (late, replayed): move only on a tie.
+            while rec.time_ns in recent:
+                rec.time_ns += 1
+        elif recent and rec.time_ns <= max(recent):
+            rec.time_ns = max(recent) + 1
+        recent.append(rec.time_ns)
 
     @property
     def pending_packets(self) -> int:
