@@ -130,6 +130,9 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON: Final = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _schema_detail(error: ValidationError) -> str:
     parts = []
     for e in error.errors()[:3]:
@@ -155,7 +158,7 @@ def decode_native(line: bytes | str, *, default_site: str | None = None) -> Pack
     try:
         if text is None:
             text = raw.decode("utf-8")
-        obj = json.loads(text, parse_constant=_no_constants)
+        obj = _JSON.decode(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
         return _reject(reasons.BAD_JSON, str(e)[:200], raw)
     if not isinstance(obj, dict):
