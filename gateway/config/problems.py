@@ -79,19 +79,25 @@ def dotted(loc: Iterable[str | int]) -> str:
 # --------------------------------------------------------------------------- model walk
 
 
-def _strip(tp: Any) -> Any:
-    """Remove Annotated and Optional wrappers."""
+def unwrap_type(tp: Any) -> tuple[Any, bool]:
+    """A field type without Annotated and Optional wrappers, and whether it was optional."""
+    optional = False
     while True:
         origin = get_origin(tp)
         if origin is Annotated:
             tp = get_args(tp)[0]
         elif origin in (Union, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
+            optional = optional or len(args) < len(get_args(tp))
             if len(args) != 1:
-                return tp
+                return tp, optional
             tp = args[0]
         else:
-            return tp
+            return tp, optional
+
+
+def _strip(tp: Any) -> Any:
+    return unwrap_type(tp)[0]
 
 
 def _walk(loc: Sequence[str | int]) -> tuple[Any, FieldInfo | None]:

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 import socket
-import types
 from collections.abc import Iterator
 from enum import Enum
 from inspect import isclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from gateway.config.models import Settings
+from gateway.config.problems import unwrap_type
 
 INTRO = """\
 # Configuration reference
@@ -57,22 +57,6 @@ them is loaded by the tests.
 """
 
 
-def _strip(tp: Any) -> tuple[Any, bool]:
-    optional = False
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            optional = optional or len(args) < len(get_args(tp))
-            if len(args) != 1:
-                return tp, optional
-            tp = args[0]
-        else:
-            return tp, optional
-
-
 _NAMES: dict[Any, str] = {
     str: "string",
     int: "integer",
@@ -84,7 +68,7 @@ _NAMES: dict[Any, str] = {
 
 
 def _type_name(tp: Any) -> str:
-    tp, optional = _strip(tp)
+    tp, optional = unwrap_type(tp)
     origin = get_origin(tp)
     if origin is Literal:
         text = " \\| ".join(f"`{a}`" for a in get_args(tp))
@@ -131,11 +115,11 @@ def rows(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[str]:
         key = f"{prefix}{name}"
         meaning = (field.description or "").replace("|", "\\|").replace("\n", " ")
         yield f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {meaning} |"
-        tp, _ = _strip(field.annotation)
+        tp, _ = unwrap_type(field.annotation)
         if isclass(tp) and issubclass(tp, BaseModel):
             yield from rows(tp, f"{key}.")
         elif get_origin(tp) is dict:
-            value_tp, _ = _strip(get_args(tp)[1])
+            value_tp, _ = unwrap_type(get_args(tp)[1])
             if isclass(value_tp) and issubclass(value_tp, BaseModel):
                 yield from rows(value_tp, f"{key}.{_placeholder(name)}.")
 
