@@ -32,11 +32,30 @@ import time
 import tty
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 __all__ = ["PtyLink", "PtyPair"]
 
 
-class PtyPair:
+class _ClosedOnExit:
+    """``with`` support: close() on leaving the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class PtyPair(_ClosedOnExit):
     """A raw-mode pseudo-terminal pair; write to the master, open :attr:`slave_path` to read.
 
     The pair keeps its own slave descriptor open for its whole life, so the slave path and
@@ -98,23 +117,12 @@ class PtyPair:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def __enter__(self) -> PtyPair:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"master_fd={self.master_fd}"
         return f"PtyPair({self.slave_path!r}, {state})"
 
 
-class PtyLink:
+class PtyLink(_ClosedOnExit):
     """A stable symlink ``path`` to the slave of the current :class:`PtyPair`, pluggable.
 
     Refuses to replace anything at ``path`` that is not a symlink, so pointing it at a real
@@ -174,17 +182,6 @@ class PtyLink:
 
     def close(self) -> None:
         self.unplug()
-
-    def __enter__(self) -> PtyLink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         target = self.pair.slave_path if self.pair else "unplugged"
