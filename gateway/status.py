@@ -66,6 +66,10 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
     flagged = {k: v for k, v in c.items() if k.startswith(("flagged.", "store.", "reanchored"))}
     if flagged:
         lines.append("flagged    " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))
+    sink_counts = {k: v for k, v in c.items() if k.startswith("sink.")}
+    if sink_counts:
+        lines.append("sinks      " + ", ".join(f"{k.removeprefix('sink.')} {v}"
+                                              for k, v in sorted(sink_counts.items())))
     for sink, backlog in info["backlog"].items():
         age = backlog.get("oldest_age_s", 0)
         rows = ", ".join(f"{t} {n}" for t, n in backlog.items() if t != "oldest_age_s")
