@@ -119,6 +119,12 @@ def test_replay_delivers_to_influxdb_and_keeps_what_it_could_not_send(
         counts = json.loads(down.stdout)
         assert (counts["stored"], counts["rejected.bad_json"]) == (1000, 1)
         assert counts["influxdb.written"] == 0
+        status = subprocess.run([sys.executable, "-m", "gateway.cli", "status", "-c",
+                                 str(config), "--json"], capture_output=True, text=True,
+                                timeout=60, check=True)
+        backlog = json.loads(status.stdout)["backlog"]["influxdb"]
+        assert (backlog["reading"], backlog["device"]) == (2000, 1000)
+        assert backlog["oldest_age_s"] >= 0
 
         influx.start()
         up = replay()
