@@ -24,6 +24,7 @@ from gateway.packet import Record
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sinks.influxdb import InfluxSink
+from gateway.sources.items import SourceQueue
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
 from gateway.sources.serial import SerialSource
@@ -108,7 +109,8 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.stop_event = threading.Event()
-        self.inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.pipeline.queue_size)
+        # Bounded by messages: an MQTT read's batch counts as its messages (backpressure).
+        self.inbox: queue.Queue[Any] = SourceQueue(maxsize=settings.pipeline.queue_size)
         self.store = open_store(settings)
         self.pipeline = build_pipeline(settings, self.store, on_commit=on_commit)
         self.sources: list[SerialSource] = []

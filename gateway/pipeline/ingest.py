@@ -27,6 +27,7 @@ from gateway.pipeline.streams import StreamDecoder, stream_decoder
 from gateway.pipeline.validate import DeviceInfo, Policy, validate
 from gateway.sources.items import (
     Message,
+    MessageBatch,
     RawChunk,
     SourceEvent,
     SourceItem,
@@ -259,6 +260,15 @@ class Pipeline:
             if msg.source in self._streams:
                 self.feed(msg.source, msg.data, received_ns=msg.received_ns,
                           monotonic_ns=msg.monotonic_ns)
+                return
+        elif isinstance(msg, MessageBatch):
+            decode = self._message_decoders.get(msg.source)
+            if decode is not None:
+                items: list[Packet | Rejection] = []
+                for topic, payload in msg.messages:
+                    items += decode(topic, payload)
+                self.handle(msg.source, items, received_ns=msg.received_ns,
+                            monotonic_ns=msg.monotonic_ns, after_commit=msg.ack)
                 return
         elif isinstance(msg, Message):
             decode = self._message_decoders.get(msg.source)

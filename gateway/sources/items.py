@@ -1,17 +1,20 @@
 """What sources put on the pipeline's one bounded queue, in arrival order.
 
 Stream sources (a serial port) put :class:`RawChunk` bytes, split wherever reads split them;
-message sources (MQTT) put one :class:`Message` per message, with an ``ack`` the pipeline
-calls only after the message's readings are committed. Both put :class:`SourceEvent` for
-link changes, in order with their data.
+message sources (MQTT) put a :class:`MessageBatch` per socket read (or one :class:`Message`
+per message), with an ``ack`` the pipeline calls only after the messages' readings are
+committed. Both put :class:`SourceEvent` for link changes, in order with their data.
+:class:`SourceQueue` bounds the queue by messages, not items, so batching does not widen
+the backpressure bound.
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 SourceEventKind = Literal["connected", "disconnected", "error"]
 
@@ -74,11 +77,18 @@ class Ack:
 
 
 def run_after_commit(callbacks: Sequence[Callable[[], None]]) -> None:
-    """Run a committed batch's callbacks; :class:`Ack` objects grouped by their ``send``,
+    """Run a committed batch's callbacks; :class:`Ack` and :class:`BatchAck` objects grouped
+    by their ``send``,
     each group in the order the messages came."""
     groups: dict[Callable[[Sequence[Hashable]], None], list[Hashable]] = {}
     for callback in callbacks:
-        if isinstance(callback, Ack):
+        if isinstance(callback, BatchAck):
+            tokens = groups.get(callback.send)
+            if tokens is None:
+                groups[callback.send] = list(callback.tokens)
+            else:
+                tokens.extend(callback.tokens)
+        elif isinstance(callback, Ack):
             tokens = groups.get(callback.send)
             if tokens is None:
                 groups[callback.send] = [callback.token]
@@ -90,4 +100,57 @@ def run_after_commit(callbacks: Sequence[Callable[[], None]]) -> None:
         send(tokens)
 
 
-SourceItem = RawChunk | SourceEvent | Message
+@dataclass(frozen=True, slots=True)
+class BatchAck:
+    """The acknowledgements of a :class:`MessageBatch`: ``send(tokens)``, grouped with other
+    acks of the same ``send`` by :func:`run_after_commit`."""
+
+    send: Callable[[Sequence[Hashable]], None]
+    tokens: Sequence[Hashable]
+
+    def __call__(self) -> None:
+        self.send(self.tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBatch:
+    """Messages from one read of a message source, in arrival order, as one queue item.
+
+    ``messages`` holds ``(topic, payload)`` pairs; all were received at ``received_ns``
+    (the read). ``ack`` acknowledges all of them and, like :attr:`Message.ack`, is called
+    only after the batch holding their readings (or quarantine entries) is committed.
+    """
+
+    source: str
+    messages: Sequence[tuple[str, bytes]]
+    received_ns: int
+    monotonic_ns: int
+    ack: Callable[[], None] | None = None
+
+
+class SourceQueue(queue.Queue[Any]):
+    """The pipeline's bounded queue, counting a :class:`MessageBatch` as its messages.
+
+    ``maxsize`` therefore bounds messages, as it did when each message was its own item. A
+    put waits while the queue holds ``maxsize`` or more, so a batch may take it past the
+    bound by at most the batch's size less one (the MQTT source caps batches).
+    """
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self._count = 0
+
+    def _qsize(self) -> int:
+        return self._count
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        self._count += len(item.messages) if type(item) is MessageBatch else 1
+
+    def _get(self) -> Any:
+        item = self.queue.popleft()
+        self._count -= len(item.messages) if type(item) is MessageBatch else 1
+        return item
+
+
+SourceItem = RawChunk | SourceEvent | Message | MessageBatch

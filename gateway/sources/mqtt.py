@@ -1,12 +1,13 @@
 """MQTT source: uplinks from a broker, acknowledged only after they are committed.
 
 One network thread owns the paho client (``CallbackAPIVersion.VERSION2``). Each received
-PUBLISH becomes one :class:`Message` on the pipeline's bounded queue, in arrival order, with
-an ``ack`` that the pipeline calls after the batch holding it is committed; only then is the
-PUBACK sent (paho ``manual_ack=True``). A gateway that dies before committing never
-acknowledged the message, so the broker sends it again; dedup in the store makes that
-harmless. Links changes go on the same queue as :class:`SourceEvent` (``connected``,
-``disconnected``, ``error``), like the serial source's.
+PUBLISH goes on the pipeline's bounded queue, in arrival order, in a :class:`MessageBatch`
+with the others of the same socket read (at most ``MAX_BATCH``), with an ``ack`` that the
+pipeline calls after the batch holding them is committed; only then are the PUBACKs sent
+(paho ``manual_ack=True``). A gateway that dies before committing never acknowledged the
+message, so the broker sends it again; dedup in the store makes that harmless. Link
+changes go on the same queue as :class:`SourceEvent` (``connected``, ``disconnected``,
+``error``), like the serial source's, after the messages read before them.
 
 **Why MQTT v5** (clean start off, session expiry "never"), rather than 3.1.1 with
 ``clean_session=False``: both keep a persistent session, so messages published while the
@@ -38,9 +39,9 @@ for it would acknowledge a message not yet committed. The redelivered copy is co
 (as a duplicate) and acknowledged on the current connection. Each connection gets a new
 paho client, so "which connection" is simply "which client object".
 
-**Backpressure.** ``on_message`` puts with a blocking wait (checking the stop flags every
-0.1 s) while the queue is full, and paho reads nothing meanwhile: the broker keeps the
-messages. Nothing is dropped here.
+**Backpressure.** The end of each read puts its batch with a blocking wait (checking the
+stop flags every 0.1 s) while the queue is full (bounded by messages), and paho reads
+nothing meanwhile: the broker keeps the messages. Nothing is dropped here.
 
 **Reconnecting.** Our own loop, not paho's: paho's backoff has no jitter, and a broker
 restart would bring every gateway back in lock-step. A lost connection or unreachable
@@ -86,7 +87,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_bridge.native import format_timestamp
 from gateway.config.models import MqttSourceConfig
-from gateway.sources.items import Ack, Message, SourceEvent, SourceItem
+from gateway.sources.items import BatchAck, MessageBatch, SourceEvent, SourceItem
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ STOP_TIMEOUT_S = 2.0
 STABLE_AFTER_S = 10.0
 #: Bytes asked of the socket per read (paho asks for one packet part at a time).
 READ_SIZE = 65536
+#: Most messages in one queue item: the queue (bounded by messages) and a commit batch
+#: (``pipeline.batch_max``) may overshoot their bound by less than this.
+MAX_BATCH = 256
 _PUBACK = bytes((PUBACK, 2))  # fixed header of a PUBACK without reason code: type, length
 
 # CONNACK / DISCONNECT reason codes (MQTT 5 §3.2.2.2, §3.14.2.1) that retrying cannot fix.
@@ -288,6 +292,12 @@ class MqttSource:
         self.stale_acks = 0
         self.messages_not_queued = 0  # arrived after stop: left unacknowledged for next run
         self.queue_full_waits = 0
+        # The current read's messages (paho's network thread only), put by _flush.
+        self._batch: list[tuple[str, bytes]] = []
+        self._batch_mids: list[Hashable] = []
+        self._batch_send: Callable[[Sequence[Hashable]], None] | None = None
+        self._batch_ns = 0
+        self._batch_mono = 0
         self.last_error: str | None = None
 
         if cfg.qos == 2:
@@ -334,6 +344,7 @@ class MqttSource:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_qos1_publish = functools.partial(self._receive, client)
+        client.on_read_done = self._flush
         for qos in (1, 2):
             client.ackers[qos] = functools.partial(self._send_acks, client, qos)
         return client
@@ -543,6 +554,7 @@ class MqttSource:
                 "we were away were not kept (broker restarted without persistence?)", self.name)
         self._ever_connected = True
         self.last_error = None
+        self._flush()
         self._put(SourceEvent(self.name, "connected", f"{self.cfg.url} session {session}"))
 
     def _on_disconnect(self, client: mqtt.Client, _userdata: Any,
@@ -565,6 +577,7 @@ class MqttSource:
                                "gateway_id or sources.mqtt.client_id)")
                 self.last_error = detail
             logger.warning("mqtt source %s: %s", self.name, detail)
+            self._flush()  # what was read before the link went down goes first
             self._put(SourceEvent(self.name, "disconnected", detail))
         finally:
             self._session_over.set()
@@ -575,12 +588,35 @@ class MqttSource:
                       message.qos, message.mid)
 
     def _receive(self, client: _Client, topic: str, payload: bytes, qos: int, mid: int) -> None:
+        """Add a message to the current read's batch (paho's network thread only)."""
         self.messages_received += 1
-        ack = Ack(client.ackers[qos], mid) if qos > 0 else None
-        item = Message(self.name, topic, payload, time.time_ns(), time.monotonic_ns(), ack=ack)
+        send = client.ackers[qos] if qos > 0 else None
+        batch = self._batch
+        if batch and (send is not self._batch_send or len(batch) >= MAX_BATCH):
+            self._flush()
+            batch = self._batch
+        if not batch:
+            self._batch_send = send
+            self._batch_ns = time.time_ns()
+            self._batch_mono = time.monotonic_ns()
+        batch.append((topic, payload))
+        if send is not None:
+            self._batch_mids.append(mid)
+
+    def _flush(self) -> None:
+        """Put the batch collected so far on the queue (at the end of each read, and before
+        a link event, so the queue keeps arrival order)."""
+        batch = self._batch
+        if not batch:
+            return
+        mids = self._batch_mids
+        self._batch, self._batch_mids = [], []
+        send = self._batch_send
+        item = MessageBatch(self.name, batch, self._batch_ns, self._batch_mono,
+                            ack=BatchAck(send, mids) if send is not None else None)
         if self._draining() or not self._put(item):
-            # Not queued, so never acknowledged: the broker sends it again next time.
-            self.messages_not_queued += 1
+            # Not queued, so never acknowledged: the broker sends them again next time.
+            self.messages_not_queued += len(batch)
 
     def _send_acks(self, client: _Client, qos: int, mids: Sequence[Hashable]) -> None:
         """Acknowledge committed messages, if ``client`` is still the connection they came
@@ -622,6 +658,7 @@ class _Client(mqtt.Client):
         self._rpos = 0
         self.ackers: dict[int, Callable[[Sequence[Hashable]], None]] = {}
         self.on_qos1_publish: Callable[[str, bytes, int, int], None] | None = None
+        self.on_read_done: Callable[[], None] | None = None
 
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
         handler = self.on_qos1_publish
@@ -668,10 +705,14 @@ class _Client(mqtt.Client):
         return self._rbuf[pos:pos + bufsize]
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        while (rc == mqtt.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf)
-               and self._sock is not None):
+        try:
             rc = super().loop_read(max_packets)
+            while (rc == mqtt.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf)
+                   and self._sock is not None):
+                rc = super().loop_read(max_packets)
+        finally:
+            if self.on_read_done is not None:
+                self.on_read_done()  # the read's messages go on the queue as one batch
         return rc
 
     def _sock_close(self) -> None:
