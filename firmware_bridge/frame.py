@@ -49,7 +49,19 @@ FORMAT: Final = "frame"
 _HEADER = struct.Struct(">BHH")  # VER/FLAGS, NODE, SEQ
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
-_NODE_NAMES: Final[tuple[str, ...]] = tuple(f"n{i}" for i in range(0x10000))
+
+
+class _NodeNames(dict[int, str]):
+    """``n<id>`` per NODE value, made on first use (a table of all 65,536 took 4 MB)."""
+
+    def __missing__(self, node_id: int) -> str:
+        if not 0 <= node_id <= 0xFFFF:
+            raise IndexError(f"node id {node_id} out of range 0..65535")
+        name = self[node_id] = f"n{node_id}"
+        return name
+
+
+_NODE_NAMES: Final = _NodeNames()
 
 Result = Packet | Rejection
 ReadingsArg = Mapping[tuple[str, str], float] | Iterable[tuple[str, int, float]]
