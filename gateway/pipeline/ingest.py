@@ -62,19 +62,26 @@ class _LossTracker:
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
         self._window: dict[str, deque[int]] = {}
+        self._lost: dict[str, int] = {}  # sum of each node's window, kept as it moves
 
     def observe(self, node: str, seq: int) -> float | None:
         last = self._last.get(node)
-        window = self._window.setdefault(node, deque(maxlen=LOSS_WINDOW))
+        window = self._window.get(node)
+        if window is None:
+            window = self._window[node] = deque(maxlen=LOSS_WINDOW)
+        missed = 0
         if last is not None:
             gap = (seq - last) % SEQ_MODULO
             if gap == 0 or gap > SEQ_MODULO - MAX_PLAUSIBLE_GAP:
                 return None  # repeat or late arrival: neither new nor lost
-            window.append(gap - 1 if gap <= MAX_PLAUSIBLE_GAP else 0)
-        else:
-            window.append(0)
+            if gap <= MAX_PLAUSIBLE_GAP:
+                missed = gap - 1
+        lost = self._lost.get(node, 0) + missed
+        if len(window) == LOSS_WINDOW:
+            lost -= window[0]  # about to drop out of the window
+        window.append(missed)
+        self._lost[node] = lost
         self._last[node] = seq
-        lost = sum(window)
         return round(100.0 * lost / (lost + len(window)), 2)
 
 
@@ -152,11 +159,12 @@ class Pipeline:
         mono = time.monotonic_ns() if monotonic_ns is None else monotonic_ns
         pending = self._pending
         trusted = replay or self.clock.trusted(received, mono)
+        packets = 0
         for item in items:
             if isinstance(item, Rejection):
                 pending.quarantine.append(QuarantineEntry(item, source, received))
                 continue
-            pending.count("received.packets")
+            packets += 1
             outcome = validate(
                 item,
                 received_ns=received,
@@ -182,6 +190,8 @@ class Pipeline:
                 pending.monotonic[id(rec)] = mono
                 self._had_held = True
             pending.records.append(rec)
+        if packets:
+            pending.count("received.packets", packets)
         if after_commit is not None:
             pending.callbacks.append(after_commit)
 
