@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from math import isfinite
 from operator import itemgetter
 from typing import Any, Final
 
@@ -141,7 +142,14 @@ class RowEncoder:
 
     def __call__(self, row: Sequence[Any]) -> str | None:
         """The line of one row; None if it has no field. Raises LineProtocolError."""
-        fields = [(key, float(row[i])) for i, key in self._fields if row[i] is not None]
+        fields = []
+        for i, key in self._fields:
+            value = row[i]
+            if value is not None:
+                value = float(value)
+                if not isfinite(value):
+                    raise LineProtocolError(f"field value {value!r} is not finite")
+                fields.append(key + repr(value))
         if not fields:
             return None
         tag_values = self._tags(row)
@@ -152,11 +160,7 @@ class RowEncoder:
             if len(self._series) >= 4096:
                 self._series.clear()
             self._series[tag_values] = series
-        for _key, value in fields:
-            if not math.isfinite(value):
-                raise LineProtocolError(f"field value {value!r} is not finite")
-        text = ",".join([key + repr(value) for key, value in fields])
-        return f"{series} {text} {int(row[self._time])}"
+        return f"{series} {','.join(fields)} {int(row[self._time])}"
 
 
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
