@@ -445,7 +445,8 @@ class PipelineConfig(_Section):
     queue_size: int = Field(
         default=10000,
         gt=0,
-        description="Items the ingest queue holds; sources wait (backpressure) when it is full.",
+        description="Messages (an MQTT read's batch counts as its messages) or serial reads "
+        "the ingest queue holds; sources wait (backpressure) when it is full.",
     )
     batch_max: int = Field(
         default=500, gt=0, description="Most readings committed per transaction."
