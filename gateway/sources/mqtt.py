@@ -87,7 +87,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_bridge.native import format_timestamp
 from gateway.config.models import MqttSourceConfig
-from gateway.sources.items import BatchAck, MessageBatch, SourceEvent, SourceItem
+from gateway.sources.feeder import POLL_INTERVAL_S, QueueFeeder
+from gateway.sources.items import BatchAck, MessageBatch, SourceEvent
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +99,6 @@ DEFAULT_RECEIVE_MAXIMUM = 1000
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 KEEPALIVE_S = 30
 CONNECT_TIMEOUT_S = 5.0
-#: How long one blocking step may take before the stop flags are looked at again.
-POLL_INTERVAL_S = 0.1
-STALL_LOG_AFTER_S = 1.0
 #: stop() gives up waiting after this long in total (offline status, DISCONNECT, join).
 STOP_TIMEOUT_S = 2.0
 #: A connection that lasted less than this does not reset the backoff: a broker that
@@ -240,7 +238,7 @@ def describe_refusal(code: ReasonCode | int, *, connack: bool) -> tuple[str, boo
     return f"broker {what}: {name} ({value}); {hint}", True
 
 
-class MqttSource:
+class MqttSource(QueueFeeder):
     """Subscribe to ``cfg.topics`` and put one :class:`Message` per PUBLISH on ``out``."""
 
     def __init__(
@@ -258,9 +256,8 @@ class MqttSource:
     ) -> None:
         if not 1 <= receive_maximum <= 65535:
             raise ValueError(f"receive_maximum must be 1..65535, got {receive_maximum}")
-        self.name = name
+        super().__init__(name, out, stop)
         self.cfg = cfg
-        self.out = out
         self.client_id = cfg.client_id or f"satoyama-{gateway_id}"
         self.gateway_id = gateway_id
         self.site = site
@@ -268,8 +265,6 @@ class MqttSource:
         self.receive_maximum = receive_maximum
         self.backoff = backoff or Backoff()
         self._rand = rand
-        self._shared_stop = stop
-        self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._version = _package_version()
 
@@ -291,7 +286,6 @@ class MqttSource:
         self.acks_sent = 0
         self.stale_acks = 0
         self.messages_not_queued = 0  # arrived after stop: left unacknowledged for next run
-        self.queue_full_waits = 0
         # The current read's messages (paho's network thread only), put by _flush.
         self._batch: list[tuple[str, bytes]] = []
         self._batch_mids: list[Hashable] = []
@@ -421,44 +415,12 @@ class MqttSource:
     def _closing(self) -> bool:
         return self._stop_requested.is_set()
 
+    stall_message = ("mqtt source %s: queue full for %.1f s; not reading from the broker "
+                     "until the pipeline catches up")
+
     def _draining(self) -> bool:
         """No more intake or reconnects: stop() was called or the shared event is set."""
-        return self._stop_requested.is_set() or (
-            self._shared_stop is not None and self._shared_stop.is_set()
-        )
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._draining():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._stop_requested.wait(min(left, POLL_INTERVAL_S))
-
-    def _put(self, item: SourceItem) -> bool:
-        """Queue ``item``, waiting while the queue is full; False if stopped first."""
-        try:
-            self.out.put_nowait(item)
-            return True
-        except queue.Full:
-            pass
-        self.queue_full_waits += 1
-        since = time.monotonic()
-        warned = False
-        while not self._draining():
-            try:
-                self.out.put(item, timeout=POLL_INTERVAL_S)
-            except queue.Full:
-                if not warned and time.monotonic() - since >= STALL_LOG_AFTER_S:
-                    warned = True
-                    logger.warning("mqtt source %s: queue full; not reading from the broker "
-                                   "until the pipeline catches up", self.name)
-                continue
-            if warned:
-                logger.info("mqtt source %s: queue accepted messages again after %.1f s",
-                            self.name, time.monotonic() - since)
-            return True
-        return False
+        return self._stopping()
 
     def _session(self) -> tuple[str, bool] | None:
         """One connection, from CONNECT to its end: the problem, or None if it was up."""

@@ -43,6 +43,7 @@ from typing import Any
 
 import serial
 
+from gateway.sources.feeder import POLL_INTERVAL_S, QueueFeeder
 from gateway.sources.items import RawChunk, SourceEvent, SourceEventKind, SourceItem
 
 __all__ = [
@@ -56,10 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How long one blocking step may take before the stop flags are looked at again.
-POLL_INTERVAL_S = 0.1
-#: A queue wait longer than this is logged (once per stall) as a stalled pipeline.
-STALL_LOG_AFTER_S = 1.0
 
 
 
@@ -79,7 +76,7 @@ class SerialSourceStats:
     last_error: str | None
 
 
-class SerialSource:
+class SerialSource(QueueFeeder):
     """Read one serial port on a daemon thread into a bounded queue of :data:`SourceItem`.
 
     ``stop`` is an optional shared shutdown event (for example the gateway's): setting it
@@ -106,14 +103,11 @@ class SerialSource:
             raise ValueError(f"reopen_interval_s must be positive, got {reopen_interval_s}")
         if read_size <= 0:
             raise ValueError(f"read_size must be positive, got {read_size}")
-        self.name = name
+        super().__init__(name, out, stop)
         self.port = port
         self.baudrate = baudrate
-        self.out = out
         self.reopen_interval_s = reopen_interval_s
         self.read_size = read_size
-        self._shared_stop = stop
-        self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
 
         self._connected = False
@@ -121,7 +115,6 @@ class SerialSource:
         self.chunks_read = 0
         self.reconnects = 0  # successful opens after the first one
         self.open_failures = 0
-        self.queue_full_waits = 0  # puts that found the queue full and had to wait
         self.bytes_discarded = 0  # read but not queued because stop came while queue was full
         self.last_error: str | None = None
 
@@ -173,50 +166,14 @@ class SerialSource:
 
     # -- reader thread --------------------------------------------------------------------
 
-    def _stopping(self) -> bool:
-        return self._stop_requested.is_set() or (
-            self._shared_stop is not None and self._shared_stop.is_set()
-        )
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, waking at least every 0.1 s to look at the stop flags."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._stop_requested.wait(min(left, POLL_INTERVAL_S))
+    stall_message = (
+        "serial source %s: queue full for %.1f s; reading paused until the pipeline catches "
+        "up (a real UART may overrun meanwhile)"
+    )
 
     def _put(self, item: SourceItem) -> bool:
-        """Queue ``item``, waiting while the queue is full; False if stopped first."""
-        try:
-            self.out.put_nowait(item)
-            return True
-        except queue.Full:
-            pass
-        self.queue_full_waits += 1
-        waiting_since = time.monotonic()
-        warned = False
-        while not self._stopping():
-            try:
-                self.out.put(item, timeout=POLL_INTERVAL_S)
-            except queue.Full:
-                waited = time.monotonic() - waiting_since
-                if not warned and waited >= STALL_LOG_AFTER_S:
-                    warned = True
-                    logger.warning(
-                        "serial source %s: queue full for %.1f s; reading paused until "
-                        "the pipeline catches up (a real UART may overrun meanwhile)",
-                        self.name,
-                        waited,
-                    )
-                continue
-            if warned:
-                logger.info(
-                    "serial source %s: queue accepted data again after %.1f s; reading resumed",
-                    self.name,
-                    time.monotonic() - waiting_since,
-                )
+        """Queue ``item`` (see QueueFeeder); a chunk stopped at a full queue is counted."""
+        if super()._put(item):
             return True
         if isinstance(item, RawChunk):
             self.bytes_discarded += len(item.data)
