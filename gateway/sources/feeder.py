@@ -36,6 +36,16 @@ class QueueFeeder:
         self._shared_stop = stop
         self._stop_requested = threading.Event()
         self.queue_full_waits = 0  # puts that found the queue full and had to wait
+        self._thread: threading.Thread | None = None
+        self._connected = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
 
     def _stopping(self) -> bool:
         return self._stop_requested.is_set() or (

@@ -265,14 +265,12 @@ class MqttSource(QueueFeeder):
         self.receive_maximum = receive_maximum
         self.backoff = backoff or Backoff()
         self._rand = rand
-        self._thread: threading.Thread | None = None
         self._version = _package_version()
 
         # One paho client per connection: an ack closure holds the client its message came
         # from and is sent only while that client is the current, connected one.
         self._ack_lock = threading.Lock()
         self._client: mqtt.Client | None = None
-        self._connected = False
         self._up: mqtt.Client | None = None  # the client whose CONNACK was a success
         self._up_since = 0.0  # monotonic time of that CONNACK
         self._ever_connected = False
@@ -391,14 +389,6 @@ class MqttSource(QueueFeeder):
             if self._thread.is_alive():
                 logger.warning("mqtt source %s: still busy after %.1f s; leaving it (daemon)",
                                self.name, timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
 
     def stats(self) -> MqttSourceStats:
         return MqttSourceStats(

@@ -108,9 +108,7 @@ class SerialSource(QueueFeeder):
         self.baudrate = baudrate
         self.reopen_interval_s = reopen_interval_s
         self.read_size = read_size
-        self._thread: threading.Thread | None = None
 
-        self._connected = False
         self.bytes_read = 0
         self.chunks_read = 0
         self.reconnects = 0  # successful opens after the first one
@@ -141,14 +139,6 @@ class SerialSource(QueueFeeder):
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
 
     def stats(self) -> SerialSourceStats:
         return SerialSourceStats(
