@@ -61,7 +61,7 @@ from gateway.config.models import InfluxDBSinkConfig
 from gateway.packet import Rejection
 from gateway.sinks.line_protocol import LineProtocolError, RowEncoder, encode_point
 from gateway.sinks.retry import RetryPolicy, parse_retry_after
-from gateway.store.sqlite import DATA_TABLES, QuarantineEntry, Store
+from gateway.store.sqlite import OUTBOX_TABLES, QuarantineEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,13 @@ def oldest_unsent_age_s(store: Store, sink: str, now_ns: int | None = None) -> f
     """Seconds since the oldest row this sink has not delivered was received (0: none)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     oldest: int | None = None
-    for table in DATA_TABLES:
-        rows = store.execute(
+    for table in OUTBOX_TABLES:
+        received = (  # an alert is "received" when the engine made it
+            f"SELECT t.time_ns FROM {table} t" if table == "alert" else
             f"SELECT p.received_ns FROM {table} t JOIN packet p ON p.id = t.packet_id"
-            " WHERE t.id > ? ORDER BY t.id LIMIT 1",
+        )
+        rows = store.execute(
+            received + " WHERE t.id > ? ORDER BY t.id LIMIT 1",
             (store.cursor(sink, table),),
         )
         if rows and (oldest is None or rows[0][0] < oldest):
@@ -393,7 +396,7 @@ class InfluxSink:
         """One drain step: at most one batch per table. Raises :class:`WriteError` when
         the server did not take a batch (counted; nothing advanced)."""
         result = FlushResult()
-        for i, table in enumerate(DATA_TABLES):
+        for i, table in enumerate(OUTBOX_TABLES):
             if i and self._stop.is_set():
                 break  # stopping: the batch in flight is done, the rest waits in the outbox
             cursor = self._store.cursor(self.name, table)

@@ -7,6 +7,9 @@ One point per outbox row (DESIGN.md "Storage")::
 
 * Tags in key order (what InfluxDB sorts them into anyway); fields are the row's non-null
   catalogue columns, in catalogue order. A row with no non-null field has no point.
+* ``alert`` rows (rules/alert.py) carry ``state`` and ``message`` as strings and ``value``
+  as a float; besides DESIGN.md's tags they carry ``sensor`` (low-cardinality, like the
+  ``reading`` tag), so alerts of one rule on two depths of one node are two series.
 * Every catalogue field is a **float**, ``seq`` included (``seq=4211.0``, not ``4211i``):
   the SQLite store keeps all of them as REAL, InfluxDB fixes a field's type at its first
   write, and one type per field everywhere is simpler than exceptions. Floats hold
@@ -38,11 +41,15 @@ from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
 TAGS: Final[dict[str, tuple[str, ...]]] = {
     "reading": ("node", "plot", "sensor", "site"),
     "device": ("node", "plot", "site"),
+    "alert": ("node", "plot", "rule", "sensor", "severity", "site"),
 }
 FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "reading": READING_FIELDS,
     "device": DEVICE_FIELDS,
+    "alert": ("state", "value", "message"),
 }
+# Fields written as strings; every other field is a float (see the module doc).
+STRING_FIELDS: Final = frozenset({"state", "message"})
 
 _MEASUREMENT_ESCAPES: Final = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -134,7 +141,7 @@ class RowEncoder:
         self._tag_keys = TAGS[table]
         self._tags = itemgetter(*(index[k] for k in self._tag_keys))
         self._fields = tuple(
-            (index[name], escape_key(name, "field key") + "=")
+            (index[name], escape_key(name, "field key") + "=", name in STRING_FIELDS)
             for name in FIELDS[table] if name in index
         )
         self._time = index["time_ns"]
@@ -143,9 +150,12 @@ class RowEncoder:
     def __call__(self, row: Sequence[Any]) -> str | None:
         """The line of one row; None if it has no field. Raises LineProtocolError."""
         fields = []
-        for i, key in self._fields:
+        for i, key, is_string in self._fields:
             value = row[i]
-            if value is not None:
+            if is_string:
+                if value is not None:
+                    fields.append(key + format_field(str(value)))
+            elif value is not None:
                 value = float(value)
                 if not isfinite(value):
                     raise LineProtocolError(f"field value {value!r} is not finite")
@@ -164,7 +174,7 @@ class RowEncoder:
 
 
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
-    """The line of one ``reading`` or ``device`` outbox row; None if it has no field.
+    """The line of one ``reading``, ``device`` or ``alert`` outbox row; None if it has no field.
 
     Raises :class:`LineProtocolError` for a row whose tags cannot be written (the sink
     quarantines such a row rather than altering its tags).

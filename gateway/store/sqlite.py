@@ -11,9 +11,14 @@ sequence number, its own timestamp and its readings (not radio fields, which dif
 receptions). A redelivered, replayed or retransmitted uplink is ignored by the INSERT and
 counted as a duplicate, whenever it comes, including across restarts.
 
-Outbox: the integer primary keys of ``reading``, ``device`` (and later ``alert``) are the
-outbox positions. Each sink keeps its own cursor per table in ``sink_cursor``, so a slow
-sink never holds back another.
+Outbox: the integer primary keys of ``reading``, ``device`` and ``alert`` are the outbox
+positions. Each consumer (a sink, the rules engine, the notifier) keeps its own cursor per
+table in ``sink_cursor``, so a slow one never holds back another.
+
+Alerts: ``alert`` holds every transition the rules engine made (rules/alert.py), appended in
+the same transaction as the engine's state (``rule_state``) and its cursors over
+``reading``/``device``/``quarantine``, so a restart neither forgets a pending ``for`` nor
+emits a transition twice.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
 from gateway.packet import Record, Rejection
+from rules.alert import AlertEvent
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
-DATA_TABLES: Final = ("reading", "device")
+DATA_TABLES: Final = ("reading", "device")  # rows of accepted packets (packet_id)
+OUTBOX_TABLES: Final = ("reading", "device", "alert")  # what sinks deliver
 
 _BASE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +93,28 @@ CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS sink_cursor (
     sink TEXT NOT NULL, tbl TEXT NOT NULL, last_id INTEGER NOT NULL,
     PRIMARY KEY (sink, tbl)
+);
+CREATE TABLE IF NOT EXISTS alert (
+    id INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    plot TEXT NOT NULL,
+    node TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    value REAL,
+    since_ns INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    message TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_fingerprint ON alert (fingerprint, id);
+CREATE TABLE IF NOT EXISTS rule_state (
+    rule TEXT NOT NULL, series TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (rule, series)
 );
 CREATE TABLE IF NOT EXISTS node_state (
     node TEXT PRIMARY KEY,
@@ -469,8 +498,8 @@ class Store:
             )
 
     def rows_after(self, table: str, last_id: int, limit: int) -> list[dict[str, Any]]:
-        """Outbox rows of one data table after a sink's cursor, oldest first."""
-        if table not in DATA_TABLES:
+        """Outbox rows of one table after a consumer's cursor, oldest first."""
+        if table not in OUTBOX_TABLES and table != "quarantine":
             raise ValueError(table)
         with self._lock:
             cur = self._db.execute(
@@ -483,7 +512,7 @@ class Store:
         self, table: str, last_id: int, limit: int
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Like :meth:`rows_after`, as (column names, row tuples): for the sinks' hot path."""
-        if table not in DATA_TABLES:
+        if table not in OUTBOX_TABLES and table != "quarantine":
             raise ValueError(table)
         with self._lock:
             cur = self._db.execute(
@@ -491,9 +520,9 @@ class Store:
             )
             return [d[0] for d in cur.description], cur.fetchall()
 
-    def backlog(self, sink: str) -> dict[str, int]:
+    def backlog(self, sink: str, tables: Sequence[str] = OUTBOX_TABLES) -> dict[str, int]:
         out: dict[str, int] = {}
-        for table in DATA_TABLES:
+        for table in tables:
             last = self.cursor(sink, table)
             with self._lock:
                 out[table] = int(
@@ -502,6 +531,66 @@ class Store:
                     ).fetchone()[0]
                 )
         return out
+
+    # ---------------------------------------------------------------- alerts
+
+    def rules_step(
+        self,
+        consumer: str,
+        cursors: dict[str, int],
+        states: dict[tuple[str, str], str | None],
+        events: Sequence[AlertEvent],
+        counters: dict[str, int] | None = None,
+    ) -> None:
+        """One step of the rules engine, in one transaction: its cursors over the tables it
+        read, its changed per-series states (None deletes one) and the transitions it made.
+        """
+        with self._lock, self._tx():
+            db = self._db
+            db.executemany(
+                "INSERT INTO alert (time_ns, site, plot, node, sensor, rule, severity, state,"
+                " previous, value, since_ns, fingerprint, message, detail)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(e.time_ns, e.site, e.plot, e.node, e.sensor, e.rule, e.severity, e.state,
+                  e.previous, e.value, e.since_ns, e.fingerprint, e.message("en"),
+                  e.detail_json()) for e in events],
+            )
+            db.executemany(
+                "DELETE FROM rule_state WHERE rule=? AND series=?",
+                [key for key, value in states.items() if value is None],
+            )
+            db.executemany(
+                "INSERT INTO rule_state VALUES (?,?,?) ON CONFLICT(rule, series)"
+                " DO UPDATE SET state=excluded.state",
+                [(*key, value) for key, value in states.items() if value is not None],
+            )
+            db.executemany(
+                "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
+                " DO UPDATE SET last_id = excluded.last_id",
+                [(consumer, table, last_id) for table, last_id in cursors.items()],
+            )
+            if counters:
+                self._add_counters(counters)
+
+    def rule_states(self) -> dict[tuple[str, str], str]:
+        """The rules engine's saved per-series states, by (rule, series key)."""
+        with self._lock:
+            return {(r, k): v for r, k, v in self._db.execute("SELECT * FROM rule_state")}
+
+    def alert_rows(self, last_id: int, limit: int) -> list[dict[str, Any]]:
+        """``alert`` outbox rows after a consumer's cursor (see AlertEvent.from_row)."""
+        return self.rows_after("alert", last_id, limit)
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """The latest transition of every alert that is pending or firing now."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT a.* FROM alert a JOIN (SELECT max(id) AS id FROM alert"
+                " GROUP BY fingerprint) last ON a.id = last.id"
+                " WHERE a.state != 'resolved' ORDER BY a.severity DESC, a.time_ns"
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
 
     # ---------------------------------------------------------------- reads
 

@@ -93,7 +93,7 @@ def test_v1_writes_every_row_once_with_its_tags_and_fields(
     assert dict(map(tuple, device_fields)) == {  # type: ignore[arg-type]
         "battery_v": "float", "rssi_dbm": "float", "seq": "float"}
     assert store.counters()["sink.influxdb.written"] == 900
-    assert s.backlog() == {"reading": 0, "device": 0}
+    assert s.backlog() == {"reading": 0, "device": 0, "alert": 0}
     assert s.backlog_age_s() == 0.0
     s.stop()
 
@@ -195,7 +195,7 @@ def test_one_refused_point_is_quarantined_and_the_rest_of_its_batch_stored(
     s = sink(store.path, v1_config(influx, database, batch_size=1000))
     result = s.flush_once()
     assert (result.written, result.rejected) == (80 + 39, 1)
-    assert s.backlog() == {"reading": 0, "device": 0}
+    assert s.backlog() == {"reading": 0, "device": 0, "alert": 0}
 
     device = [p for p in influx_points(influx, database, "device")
               if dict(p[0])["node"] == "n1"]
@@ -226,14 +226,14 @@ def test_v2_against_a_server_without_api_v2_write_keeps_everything(
     with pytest.raises(WriteError) as err:
         s.flush_once()
     assert (err.value.failure, err.value.status) == (FailureClass.NOT_FOUND, 404)
-    assert s.backlog() == {"reading": 40, "device": 20}
+    assert s.backlog() == {"reading": 40, "device": 20, "alert": 0}
 
     caplog.set_level(logging.ERROR, logger="gateway.sinks.influxdb")
     s.start()
     wait_for(lambda: store.counters().get("sink.influxdb.write_errors.not_found", 0) >= 3,
              10, "repeated classified failures")
     s.stop()
-    assert store.backlog("influxdb") == {"reading": 40, "device": 20}
+    assert store.backlog("influxdb") == {"reading": 40, "device": 20, "alert": 0}
     assert store.cursor("influxdb", "reading") == 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("no /api/v2/write" in m and "sinks.influxdb.api: v1" in m for m in messages)
@@ -253,7 +253,7 @@ def test_missing_database_is_a_config_error_that_keeps_the_data(
     caplog.set_level(logging.ERROR, logger="gateway.sinks.influxdb")
     s._failed(err.value)
     assert "sinks.influxdb.database" in caplog.text and "CREATE DATABASE" in caplog.text
-    assert s.backlog() == {"reading": 6, "device": 3}
+    assert s.backlog() == {"reading": 6, "device": 3, "alert": 0}
     s.stop()
 
 
@@ -344,7 +344,7 @@ def test_two_sinks_have_independent_cursors(
         wait_for(lambda: not any(up.backlog().values()), 10, "local sink drained")
         wait_for(lambda: store.counters().get("sink.cloud.write_errors.network", 0) >= 2, 10,
                  "cloud sink failing")
-        assert later.backlog() == {"reading": 60, "device": 30}
+        assert later.backlog() == {"reading": 60, "device": 30, "alert": 0}
         assert len(influx_points(influx, database, "device")) == 30
         down.start()
         wait_for(lambda: not any(later.backlog().values()), 10, "cloud sink caught up")
@@ -375,4 +375,4 @@ def test_stop_is_bounded_while_a_write_hangs(tmp_path: Path) -> None:
         t = time.monotonic()
         s.stop()
         assert time.monotonic() - t < 1.5
-        assert store.backlog("influxdb") == {"reading": 10, "device": 5}
+        assert store.backlog("influxdb") == {"reading": 10, "device": 5, "alert": 0}

@@ -105,7 +105,7 @@ def test_too_large_batches_are_split_until_they_fit(
     assert (result.written, result.rejected) == (30, 0)
     assert len(server.stored) == 30
     assert store.counters()["sink.influxdb.write_errors.too_large"] >= 2
-    assert s.backlog() == {"reading": 0, "device": 0}
+    assert s.backlog() == {"reading": 0, "device": 0, "alert": 0}
     if api == "v1":
         assert server.requests[0][1] == "/write?db=farm&precision=ns"
     else:
@@ -184,7 +184,7 @@ def test_auth_failure_names_the_config_key_and_never_the_token(
     s._failed(err.value)
     assert "sinks.influxdb.token" in caplog.text and "tok\"" not in caplog.text
     assert "Token tok" not in caplog.text
-    assert s.backlog() == {"reading": 2, "device": 1}
+    assert s.backlog() == {"reading": 2, "device": 1, "alert": 0}
     s.stop()
 
 
@@ -230,5 +230,5 @@ def test_a_row_line_protocol_cannot_carry_is_quarantined_unaltered(
     assert len(rows) == 3 and all("control character" in q["detail"] for q in rows)
     assert all(b'"node": "two\\nlines"' in q["raw"] for q in rows)
     assert store.counters()["sink.influxdb.rejected_points"] == 3
-    assert s.backlog() == {"reading": 0, "device": 0}
+    assert s.backlog() == {"reading": 0, "device": 0, "alert": 0}
     s.stop()

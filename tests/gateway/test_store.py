@@ -130,8 +130,8 @@ def test_sink_cursors_are_independent(tmp_path: Path) -> None:
     rows = store.rows_after("reading", store.cursor("influx", "reading"), limit=4)
     assert len(rows) == 4
     store.advance("influx", "reading", rows[-1]["id"])
-    assert store.backlog("influx") == {"reading": 6, "device": 5}
-    assert store.backlog("other") == {"reading": 10, "device": 5}
+    assert store.backlog("influx") == {"reading": 6, "device": 5, "alert": 0}
+    assert store.backlog("other") == {"reading": 10, "device": 5, "alert": 0}
 
 
 def test_held_packets_can_be_reanchored(tmp_path: Path) -> None:
