@@ -100,9 +100,12 @@ def _strip(tp: Any) -> Any:
     return unwrap_type(tp)[0]
 
 
-def _walk(loc: Sequence[str | int]) -> tuple[Any, FieldInfo | None]:
-    """The type at ``loc`` in :class:`Settings` and the last model field on the way."""
-    tp: Any = Settings
+def _walk(
+    loc: Sequence[str | int], root: type[BaseModel] = Settings
+) -> tuple[Any, FieldInfo | None]:
+    """The type at ``loc`` in ``root`` (the settings model, or a rule file's) and the last
+    model field on the way."""
+    tp: Any = root
     field: FieldInfo | None = None
     for part in loc:
         tp = _strip(tp)
@@ -120,9 +123,9 @@ def _walk(loc: Sequence[str | int]) -> tuple[Any, FieldInfo | None]:
     return tp, field
 
 
-def allowed_keys(loc: Sequence[str | int]) -> list[str]:
+def allowed_keys(loc: Sequence[str | int], root: type[BaseModel] = Settings) -> list[str]:
     """The keys a mapping at ``loc`` may hold (empty if it is not a model section)."""
-    tp = _strip(_walk(loc)[0])
+    tp = _strip(_walk(loc, root)[0])
     if isclass(tp) and issubclass(tp, BaseModel):
         return list(tp.model_fields)
     return []
@@ -137,8 +140,8 @@ def field_hint(field: FieldInfo | None) -> str:
     return ""
 
 
-def _literal_values(loc: Sequence[str | int]) -> list[str]:
-    tp = _strip(_walk(loc)[0])
+def _literal_values(loc: Sequence[str | int], root: type[BaseModel]) -> list[str]:
+    tp = _strip(_walk(loc, root)[0])
     if get_origin(tp) is Literal:
         return [str(a) for a in get_args(tp)]
     return []
@@ -182,15 +185,17 @@ def _show(value: Any) -> str:
     return type(value).__name__
 
 
-def translate(error: ErrorDetails, file: Path, locate: Locator) -> list[ConfigProblem]:
-    """One pydantic error as one or more located problems."""
+def translate(
+    error: ErrorDetails, file: Path, locate: Locator, root: type[BaseModel] = Settings
+) -> list[ConfigProblem]:
+    """One pydantic error of a ``root`` model as one or more located problems."""
     is_key = error["loc"][-1:] == ("[key]",)
     loc: list[str | int] = []
     for part in error["loc"]:
         if part == "[key]":
             continue
         # An int is a list index, unless it is a mapping key YAML read as a number.
-        if isinstance(part, int) and get_origin(_strip(_walk(loc)[0])) is dict:
+        if isinstance(part, int) and get_origin(_strip(_walk(loc, root)[0])) is dict:
             part = str(part)
         loc.append(part)
     kind = error["type"]
@@ -210,13 +215,13 @@ def translate(error: ErrorDetails, file: Path, locate: Locator) -> list[ConfigPr
                     file,
                     lc,
                     f"{lc[-1]!r} is {message}" if message.startswith("required") else message,
-                    hint or field_hint(_walk(lc)[1]),
+                    hint or field_hint(_walk(lc, root)[1]),
                     locate,
                 )
                 for lc in locs
             ]
     elif kind == "extra_forbidden":
-        allowed = allowed_keys(loc[:-1])
+        allowed = allowed_keys(loc[:-1], root)
         close = difflib.get_close_matches(last, allowed, n=2, cutoff=0.6)
         message = f"unknown key {last!r}"
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
@@ -224,15 +229,15 @@ def translate(error: ErrorDetails, file: Path, locate: Locator) -> list[ConfigPr
             hint += "allowed keys here: " + ", ".join(allowed)
     elif kind == "missing":
         message = f"required key {last!r} is missing"
-        _, field = _walk(loc)
+        _, field = _walk(loc, root)
         hint = field_hint(field) or (field.description or "" if field else "")
     elif kind == "literal_error":
-        options = _literal_values(loc)
+        options = _literal_values(loc, root)
         shown = "the given value" if secret else _show(value)
         message = f"{shown} is not one of {', '.join(options)}" if options else error["msg"]
     elif kind in _MAPPING_TYPES:
         message = f"expected a mapping of keys, got {_show(value) if not secret else 'a value'}"
-        allowed = allowed_keys(loc)
+        allowed = allowed_keys(loc, root)
         if allowed:
             hint = "keys here: " + ", ".join(allowed)
     elif kind == "list_type":
@@ -253,7 +258,7 @@ def translate(error: ErrorDetails, file: Path, locate: Locator) -> list[ConfigPr
         if not secret and isinstance(value, _SCALARS):
             message += f" (got {value!r})"
     if not hint:
-        hint = field_hint(_walk(loc)[1])
+        hint = field_hint(_walk(loc, root)[1])
     return [_problem(file, loc, message, hint, locate)]
 
 

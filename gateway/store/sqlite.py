@@ -202,6 +202,11 @@ class Store:
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
+    def columns(self, table: str) -> list[str]:
+        """Column names of ``table`` in ``SELECT *`` order."""
+        with self._lock:
+            return self._columns(table)
+
     def _columns(self, table: str) -> list[str]:
         return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
 

@@ -1,0 +1,382 @@
+"""The alert state machine: inactive -> pending -> firing -> resolved, with ``now`` passed in.
+
+Pure: samples and clock ticks in, :class:`AlertEvent` transitions out, no I/O. The runner
+(rules/runner.py) feeds it committed rows from the store, ticks it on a schedule for
+time-based conditions, and saves :meth:`Engine.take_changes` with the events in one
+transaction, so a restart resumes exactly where it stopped.
+
+Per rule and series (site/plot/node/sensor) the engine keeps a :class:`SeriesState`.
+A sample whose condition holds counts towards ``confirm``; after that many in a row the
+alert is *pending* (or *firing* at once when ``for`` is 0); it fires when the condition has
+held (or stayed between its alert and clear limits) for ``for``; it resolves only when the
+condition is clearly over (hysteresis). ``unless`` rules firing on the same node, recent
+quarantined readings of the node and recent rain at the site hold a rule back from
+becoming pending (and cancel a pending one), never flip a firing one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from gateway.catalogue import BY_NAME
+from rules.alert import AlertEvent, AlertText
+from rules.conditions import Condition, SeriesState, compile_condition
+from rules.durations import format_duration
+from rules.loader import LoadedRule
+from rules.model import Rule, Scope, Texts, number
+from rules.templates import render
+
+NS: Final = 1_000_000_000
+_RESOLVED: Final = {"en": "Resolved: ", "ja": "解消: "}
+RAIN_KEY: Final = "_rain"  # rule_state rows the engine keeps besides rules
+QUARANTINE_KEY: Final = "_quarantine"
+# Rejections that say a node's sensor readings are not to be trusted right now.
+SENSOR_TROUBLE: Final = frozenset({"out_of_range", "sensor_fault", "stuck_value"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One stored row: the readings of one sensor of one node at one time."""
+
+    time_ns: int
+    site: str
+    plot: str
+    node: str
+    sensor: str
+    values: Mapping[str, float]
+
+    @property
+    def series(self) -> str:
+        return f"{self.site}/{self.plot}/{self.node}/{self.sensor}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What the device registry says about a node, for scopes and texts."""
+
+    crop: str | None = None
+    site: str | None = None
+    plot: str | None = None
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    rule: Rule
+    scope: tuple[Scope, ...]
+    condition: Condition | None
+    quantity: str | None  # what a sample must carry for this rule to look at it
+    labels: dict[str, str]
+    states: dict[str, SeriesState] = field(default_factory=dict)
+    matches: dict[tuple[str, str, str, str], bool] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+
+def _in(patterns: list[str] | None, value: str | None) -> bool:
+    if patterns is None:
+        return True
+    return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _depth(sensor: str) -> str:
+    if sensor.startswith("soil_") and sensor.endswith("cm"):
+        return sensor[5:-2] + " cm"
+    return ""
+
+
+def _pick(texts: Texts | None, language: str) -> str:
+    if texts is None:
+        return ""
+    return texts.by_language().get(language) or texts.en
+
+
+def _eta(hours: float | None, language: str) -> str:
+    if hours is None:
+        return "?"
+    if hours < 1:
+        return "今すぐ" if language == "ja" else "now"
+    if hours < 36:
+        n = round(hours)
+        return f"約{n}時間" if language == "ja" else f"~{n} h"
+    n = round(hours / 24)
+    return f"約{n}日" if language == "ja" else f"~{n} days"
+
+
+class Engine:
+    def __init__(
+        self,
+        rules: Sequence[LoadedRule],
+        *,
+        timezone: str = "Asia/Tokyo",
+        nodes: Mapping[str, NodeContext] | None = None,
+        states: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        self.tz = ZoneInfo(timezone)
+        self.nodes = dict(nodes or {})
+        self.rules: list[CompiledRule] = []
+        for item in rules:
+            rule = item.rule
+            condition = compile_condition(rule, self.tz)
+            scopes = tuple(s for s in (item.file.scope, rule.scope) if s is not None)
+            labels = {"kind": rule.kind, **rule.labels}
+            quantity = rule.quantity if condition is None else condition.quantity
+            if quantity is not None:
+                labels["quantity"] = quantity
+            if item.file.preset:
+                labels["preset"] = item.file.preset
+            self.rules.append(CompiledRule(rule, scopes, condition, quantity, labels))
+        self.by_name = {r.name: r for r in self.rules}
+        self._by_quantity: dict[str | None, list[CompiledRule]] = {}
+        for r in self.rules:
+            self._by_quantity.setdefault(r.quantity, []).append(r)
+        self._rain: dict[str, list[tuple[int, float]]] = {}
+        self._quarantine: dict[str, int] = {}
+        self._firing: dict[str, dict[str, int]] = {}  # rule -> node -> firing series
+        self._changed: set[tuple[str, str]] = set()
+        self.last_tick_ns = 0
+        if states:
+            self._restore(states)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _restore(self, states: Mapping[tuple[str, str], str]) -> None:
+        for (rule, series), text in states.items():
+            data = json.loads(text)
+            if rule == RAIN_KEY:
+                self._rain[series] = [(int(t), float(v)) for t, v in data]
+            elif rule == QUARANTINE_KEY:
+                self._quarantine[series] = int(data)
+            elif rule in self.by_name:
+                st = SeriesState.from_json(data)
+                self.by_name[rule].states[series] = st
+                if st.phase == "firing":
+                    self._mark_firing(rule, series, +1)
+
+    def take_changes(self) -> dict[tuple[str, str], str | None]:
+        """States changed since the last call, as JSON (None: forget it)."""
+        out: dict[tuple[str, str], str | None] = {}
+        for rule, series in self._changed:
+            if rule == RAIN_KEY:
+                out[(rule, series)] = json.dumps(self._rain.get(series, []))
+            elif rule == QUARANTINE_KEY:
+                out[(rule, series)] = json.dumps(self._quarantine.get(series, 0))
+            else:
+                st = self.by_name[rule].states.get(series)
+                out[(rule, series)] = None if st is None else json.dumps(
+                    st.to_json(), separators=(",", ":"))
+        self._changed.clear()
+        return out
+
+    # ------------------------------------------------------------------ inputs
+
+    def observe(self, sample: Sample) -> list[AlertEvent]:
+        """Evaluate every rule that watches this sample, at the sample's time."""
+        events: list[AlertEvent] = []
+        rain = sample.values.get("rain_mm")
+        if rain:
+            self._rain.setdefault(sample.site, []).append((sample.time_ns, rain))
+            self._changed.add((RAIN_KEY, sample.site))
+        for quantity in (None, *sample.values):
+            for r in self._by_quantity.get(quantity, ()):
+                if self._matches(r, sample):
+                    self._evaluate(r, sample, events)
+        return events
+
+    def observe_rejection(self, node: str | None, reason: str, time_ns: int) -> None:
+        """A quarantined reading: rules with ``unless_quarantined`` hold back on its node."""
+        if node and reason in SENSOR_TROUBLE:
+            self._quarantine[node] = max(time_ns, self._quarantine.get(node, 0))
+            self._changed.add((QUARANTINE_KEY, node))
+
+    def tick(self, now_ns: int) -> list[AlertEvent]:
+        """Time-based conditions: ``for`` durations elapsing without new samples, and
+        series silent for ``absent_for``."""
+        self.last_tick_ns = max(self.last_tick_ns, now_ns)
+        events: list[AlertEvent] = []
+        for r in self.rules:
+            rule = r.rule
+            for series, st in r.states.items():
+                if rule.absent_for is not None:
+                    if st.phase == "inactive" and now_ns - st.last_ns >= rule.absent_for * NS:
+                        st.value = round((now_ns - st.last_ns) / NS / 3600, 1)
+                        st.variables = {"silent_for": format_duration(
+                            (now_ns - st.last_ns) / NS // 60 * 60)}
+                        self._transition(r, series, st, "firing", now_ns, events,
+                                         since=st.last_ns)
+                elif st.phase == "pending" and st.holds is not False \
+                        and now_ns - st.since_ns >= rule.for_ * NS:
+                    self._transition(r, series, st, "firing", now_ns, events)
+        self._forget_old(now_ns)
+        return events
+
+    def watch_nodes(self, nodes: Iterable[tuple[str, str, str]], now_ns: int) -> None:
+        """Start the ``absent_for`` clock for registered nodes never heard from, so a node
+        that never reports is noticed too. ``nodes``: (site, plot, node)."""
+        for r in self.rules:
+            if r.rule.absent_for is None or r.quantity is not None:
+                continue
+            for site, plot, node in nodes:
+                sample = Sample(now_ns, site, plot, node, "main", {})
+                series = sample.series
+                if series not in r.states and self._matches(r, sample):
+                    r.states[series] = SeriesState(last_ns=now_ns)
+                    self._changed.add((r.name, series))
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _matches(self, r: CompiledRule, s: Sample) -> bool:
+        key = (s.site, s.plot, s.node, s.sensor)
+        hit = r.matches.get(key)
+        if hit is None:
+            crop = self.nodes.get(s.node, NodeContext()).crop
+            hit = all(
+                _in(sc.site, s.site) and _in(sc.plot, s.plot) and _in(sc.node, s.node)
+                and _in(sc.sensor, s.sensor) and _in(sc.crop, crop or "none")
+                for sc in r.scope
+            )
+            if len(r.matches) > 65536:
+                r.matches.clear()
+            r.matches[key] = hit
+        return hit
+
+    def _series(self, r: CompiledRule, s: Sample) -> str:
+        if r.rule.absent_for is not None and r.quantity is None:
+            return f"{s.site}/{s.plot}/{s.node}/main"  # a silent node, whatever sensor
+        return s.series
+
+    def _evaluate(self, r: CompiledRule, s: Sample, events: list[AlertEvent]) -> None:
+        rule = r.rule
+        series = self._series(r, s)
+        st = r.states.get(series)
+        if st is None:
+            st = r.states[series] = SeriesState()
+        elif s.time_ns < st.last_ns:
+            return  # late (replayed or re-anchored) data: it cannot rewrite the past
+        t = s.time_ns
+        st.last_ns = t
+        self._changed.add((r.name, series))
+        if r.condition is None:  # absent_for: a sample ends the silence
+            if st.phase == "firing":
+                self._transition(r, series, st, "inactive", t, events)
+            return
+        holds = r.condition(st, dict(s.values), t)
+        if rule.during is not None and not self._within(rule, t):
+            holds = False
+        st.holds = holds
+        if holds is True:
+            st.streak += 1
+        elif holds is False:
+            st.streak = 0
+        held_back = self._held_back(rule, s)
+        if st.phase == "inactive":
+            if holds and st.streak >= rule.confirm and not held_back:
+                st.since_ns = t
+                self._transition(r, series, st, "pending" if rule.for_ else "firing", t,
+                                 events)
+        elif st.phase == "pending":
+            if holds is False or held_back:
+                self._transition(r, series, st, "inactive", t, events)
+            elif t - st.since_ns >= rule.for_ * NS:
+                self._transition(r, series, st, "firing", t, events)
+        elif st.phase == "firing" and holds is False:
+            self._transition(r, series, st, "inactive", t, events)
+
+    def _within(self, rule: Rule, t_ns: int) -> bool:
+        during = rule.during
+        assert during is not None
+        local = datetime.fromtimestamp(t_ns / NS, self.tz)
+        if during.months and local.month not in during.months:
+            return False
+        now, start, end = local.time(), during.start, during.end
+        return start <= now < end if start <= end else now >= start or now < end
+
+    def _held_back(self, rule: Rule, s: Sample) -> bool:
+        for dep in rule.unless:
+            if self._firing.get(dep, {}).get(s.node):
+                return True
+        if rule.unless_quarantined is not None:
+            last = self._quarantine.get(s.node)
+            if last is not None and s.time_ns - last <= rule.unless_quarantined * NS:
+                return True
+        if rule.unless_rain is not None:
+            start = s.time_ns - int(rule.unless_rain.within * NS)
+            fallen = sum(mm for t, mm in self._rain.get(s.site, ()) if start <= t <= s.time_ns)
+            if fallen >= number(rule.unless_rain.above_mm):
+                return True
+        return False
+
+    def _mark_firing(self, rule: str, series: str, delta: int) -> None:
+        node = series.split("/")[2]
+        by_node = self._firing.setdefault(rule, {})
+        by_node[node] = max(0, by_node.get(node, 0) + delta)
+
+    def _forget_old(self, now_ns: int) -> None:
+        keep = 2 * 86400 * NS  # longest rain window worth remembering
+        for site, events in self._rain.items():
+            fresh = [e for e in events if now_ns - e[0] <= keep]
+            if len(fresh) != len(events):
+                self._rain[site] = fresh
+                self._changed.add((RAIN_KEY, site))
+
+    # ------------------------------------------------------------------ transitions
+
+    def _transition(self, r: CompiledRule, series: str, st: SeriesState, to: str,
+                    t_ns: int, events: list[AlertEvent], *, since: int | None = None) -> None:
+        previous = st.phase
+        if since is not None:
+            st.since_ns = since
+        if previous == "firing":
+            self._mark_firing(r.name, series, -1)
+        if to == "firing":
+            self._mark_firing(r.name, series, +1)
+        st.phase = to
+        self._changed.add((r.name, series))
+        if to == "inactive":
+            st.streak = 0
+        if to == "inactive" and previous == "inactive":
+            return
+        events.append(self._event(r, series, st, "resolved" if to == "inactive" else to,
+                                  previous, t_ns))
+
+    def _event(self, r: CompiledRule, series: str, st: SeriesState, state: str,
+               previous: str, t_ns: int) -> AlertEvent:
+        site, plot, node, sensor = series.split("/", 3)
+        rule = r.rule
+        crop = self.nodes.get(node, NodeContext()).crop or ""
+        quantity = BY_NAME.get(r.quantity or "")
+        base: dict[str, Any] = {
+            "site": site, "plot": plot, "node": node, "sensor": sensor, "crop": crop,
+            "depth": _depth(sensor), "value": st.value, "rule": rule.name,
+            "unit": quantity.unit if quantity else "",
+            "for": format_duration(rule.for_),
+            "since": datetime.fromtimestamp(st.since_ns / NS, self.tz).strftime("%H:%M"),
+            "time": datetime.fromtimestamp(t_ns / NS, self.tz).strftime("%m-%d %H:%M"),
+            **st.variables,
+        }
+        text: dict[str, AlertText] = {}
+        for language in ("en", "ja"):
+            variables = {**base, "eta": _eta(st.variables.get("eta_h"), language)}
+            summary = render(_pick(rule.message, language), variables)
+            if state == "resolved":
+                summary = (render(_pick(rule.resolved, language), variables) if rule.resolved
+                           else f"{_RESOLVED[language]}{summary}")
+            text[language] = AlertText(
+                summary,
+                render(_pick(rule.why, language), variables),
+                render(_pick(rule.action, language), variables),
+            )
+        value = st.value if isinstance(st.value, int | float) else None
+        return AlertEvent(
+            time_ns=t_ns, rule=rule.name, severity=rule.severity, state=state,
+            previous=previous, site=site, plot=plot, node=node, sensor=sensor,
+            value=value, since_ns=st.since_ns, text=text,
+            labels={**r.labels, **({"crop": crop} if crop else {})},
+        )
