@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_data_dir(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_status)
+
+    from dashboards.cli import register as register_dashboards  # Grafana libs load lazily
+    register_dashboards(sub)
     return p
 
 
