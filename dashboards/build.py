@@ -31,8 +31,8 @@ def _builders() -> dict[str, Callable[[CropThresholds], dict[str, Any]]]:
     return {
         "farm-overview.json": farm_overview.build,
         "plot-detail.json": plot_detail.build,
-        "fleet.json": lambda _crop: fleet.build(),
-        "device-health.json": lambda _crop: device_health.build(),
+        "fleet.json": fleet.build,
+        "device-health.json": device_health.build,
         "data-quality.json": lambda _crop: data_quality.build(),
         "gateway.json": lambda _crop: gateway_status.build(),
     }

@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if the files differ from what the code builds")
     b.add_argument("--crop", default=DEFAULT_CROP,
-                   help=f"crop preset whose thresholds the dashboards show (default: "
-                        f"{DEFAULT_CROP})")
+                   help=f"rule preset whose soil-moisture and temperature thresholds the "
+                        f"dashboards draw (default: {DEFAULT_CROP}); the committed JSON uses "
+                        "the default")
     b.set_defaults(func=cmd_build)
 
     u = dsub.add_parser("publish", help="upload the dashboards to a Grafana (HTTP API)")
@@ -51,11 +52,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from dashboards.build import build_all, differences, write
-    from dashboards.crops import presets_available
+    from dashboards.crops import crop_names
 
-    if not presets_available():
-        print("satoyama: rules/presets.py is not available: dashboards carry no crop "
-              "threshold lines", file=sys.stderr)
+    if args.crop not in crop_names():
+        print(f"satoyama: no crop preset {args.crop!r} with soil-moisture thresholds; "
+              f"choose one of: {', '.join(crop_names())}", file=sys.stderr)
+        return EXIT_USAGE
     built = build_all(args.crop)
     if args.check:
         problems = differences(args.out, built)

@@ -1,7 +1,9 @@
 """Crop thresholds for the dashboards, from the rule presets (rules/presets.py).
 
 The numbers live with the alert rules so a dashboard's red line and the alert that tells a
-farmer to water are the same number. Dashboards are built for one crop (``--crop``).
+farmer to water are the same number. Dashboards are built for one crop (``--crop``, any
+preset with soil-moisture thresholds); frost, battery and radio lines come from the
+``common`` preset.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Final
 DEFAULT_CROP: Final = "tomato"
 
 
+COMMON_PRESET: Final = "common"  # thresholds for every farm: frost, battery, radio
+
+
 @dataclass(frozen=True, slots=True)
 class CropThresholds:
     crop: str
@@ -19,40 +24,34 @@ class CropThresholds:
     soil_full_pct: float | None = None  # wetter than this is waterlogging
     frost_warn_c: float | None = None
     heat_c: float | None = None
-
-
-def presets_available() -> bool:
-    try:
-        import rules.presets  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+    battery_low_v: float | None = None
+    battery_ok_v: float | None = None
+    rssi_weak_dbm: float | None = None
 
 
 def crop_thresholds(crop: str = DEFAULT_CROP) -> CropThresholds:
-    """The preset's thresholds; a missing key leaves that line off the dashboards.
-
-    Until ``rules/presets.py`` exists the dashboards carry no crop lines at all (the CLI
-    says so) rather than numbers typed in twice.
-    """
-    if not presets_available():
-        return CropThresholds(crop)
+    """The ``common`` preset's thresholds overlaid with the crop's; a key neither has
+    leaves that line off the dashboards."""
     from rules.presets import thresholds
 
-    t = thresholds(crop)
+    t = {**thresholds(COMMON_PRESET), **thresholds(crop)}
     return CropThresholds(
         crop=crop,
         soil_refill_pct=t.get("soil_moisture_pct.refill"),
         soil_full_pct=t.get("soil_moisture_pct.full"),
         frost_warn_c=t.get("temperature_c.frost_warn"),
         heat_c=t.get("temperature_c.heat"),
+        battery_low_v=t.get("battery_v.low"),
+        battery_ok_v=t.get("battery_v.ok"),
+        rssi_weak_dbm=t.get("rssi_dbm.weak"),
     )
 
 
 def crop_names() -> list[str]:
-    from rules.presets import names
+    """Presets that hold soil-moisture thresholds (crops and soil types)."""
+    from rules.presets import names, thresholds
 
-    return list(names())
+    return [n for n in names() if "soil_moisture_pct.refill" in thresholds(n)]
 
 
 def soil_moisture_steps(t: CropThresholds) -> tuple[str, list[tuple[float, str]]]:
@@ -73,3 +72,20 @@ def air_temperature_steps(t: CropThresholds) -> tuple[str, list[tuple[float, str
     if t.heat_c is not None:
         steps.append((t.heat_c, "red"))
     return ("purple" if t.frost_warn_c is not None else "green"), steps
+
+
+def battery_steps(t: CropThresholds) -> tuple[str, list[tuple[float, str]]]:
+    """(base colour, steps): red = replace or charge soon, orange = low, green = fine."""
+    steps = []
+    if t.battery_low_v is not None:
+        steps.append((t.battery_low_v, "orange"))
+    if t.battery_ok_v is not None:
+        steps.append((t.battery_ok_v, "green"))
+    return ("red" if steps else "green"), steps
+
+
+def rssi_steps(t: CropThresholds) -> tuple[str, list[tuple[float, str]]]:
+    """(base colour, steps): red = too weak to rely on, green = fine."""
+    if t.rssi_weak_dbm is None:
+        return "green", []
+    return "red", [(t.rssi_weak_dbm, "green")]

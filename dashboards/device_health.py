@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from dashboards import common as c
-from dashboards.fleet import BATTERY_LOW_V, BATTERY_OK_V, NODE_TAGS, RSSI_OK_DBM, RSSI_WEAK_DBM
+from dashboards.crops import CropThresholds, battery_steps, rssi_steps
+from dashboards.fleet import NODE_TAGS
 from dashboards.influxql import Select, agg, ident
 
 UID: Final = "satoyama-device-health"
@@ -24,7 +25,7 @@ def _device(fieldname: str, function: str = "mean") -> c.Query:
                    alias="$tag_site $tag_node")
 
 
-def build() -> dict[str, Any]:
+def build(limits: CropThresholds) -> dict[str, Any]:
     d = c.new_dashboard(
         UID, TITLE,
         "Field nodes: battery trend, radio signal (RSSI, SNR), packet loss from sequence "
@@ -38,7 +39,7 @@ def build() -> dict[str, Any]:
         c.time_series("Battery", "Battery voltage per node: a solar node charges by day; a "
                       "falling daily peak means the panel or the cell is failing.",
                       [_device("battery_v")], quantity_name="battery_v", span=12)
-        .thresholds(c.thresholds(c.RED, [(BATTERY_LOW_V, c.ORANGE), (BATTERY_OK_V, c.GREEN)]))
+        .thresholds(c.thresholds(*battery_steps(limits)))
     )
     d = d.with_panel(
         c.time_series("Packet loss", "Share of uplinks missing from the sequence numbers over "
@@ -49,7 +50,7 @@ def build() -> dict[str, Any]:
     d = d.with_panel(
         c.time_series("Signal strength (RSSI)", "Received signal strength at the gateway.",
                       [_device("rssi_dbm")], quantity_name="rssi_dbm", span=12)
-        .thresholds(c.thresholds(c.RED, [(RSSI_WEAK_DBM, c.ORANGE), (RSSI_OK_DBM, c.GREEN)]))
+        .thresholds(c.thresholds(*rssi_steps(limits)))
     )
     d = d.with_panel(
         c.time_series("Signal-to-noise ratio (SNR)", "Below about -7 dB LoRa starts to lose "

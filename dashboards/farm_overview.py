@@ -19,7 +19,7 @@ from dashboards.influxql import Select, agg, ident, literal, subquery
 UID: Final = "satoyama-farm-overview"
 TITLE: Final = "Farm overview"
 VARIABLES: Final = ("site", "plot")
-ALERT_TAGS: Final = ("site", "plot", "node", "rule", "severity")
+ALERT_TAGS: Final = ("site", "plot", "node", "sensor", "rule", "severity")
 
 
 def latest_alerts(variables: tuple[str, ...]) -> Select:

@@ -2,7 +2,7 @@
 
 Tables are sortable (click a header) and link each row into Plot detail. Nodes that went
 quiet show as red cells in the uplinks-per-hour history; batteries and radio quality are
-coloured by thresholds from the catalogue's units.
+coloured by the ``common`` rule preset's battery and radio thresholds.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards import common as c
+from dashboards.crops import CropThresholds, battery_steps, rssi_steps
 from dashboards.farm_overview import firing_count, latest_alerts
 from dashboards.influxql import Select, agg, ident, literal, subquery
 
@@ -24,11 +25,6 @@ VARIABLES: Final = ("site", "plot")
 NODE_TAGS: Final = ("site", "plot", "node")
 LATEST_READINGS: Final = ("soil_moisture_pct", "temperature_c", "humidity_pct")
 LATEST_DEVICE: Final = ("battery_v", "rssi_dbm", "snr_db", "packet_loss_pct")
-# Low-battery and weak-radio colours. Li-ion nodes: below ~3.5 V they stop soon.
-BATTERY_LOW_V: Final = 3.5
-BATTERY_OK_V: Final = 3.7
-RSSI_WEAK_DBM: Final = -115.0
-RSSI_OK_DBM: Final = -105.0
 
 
 def plot_link() -> db.DashboardLink:
@@ -47,7 +43,9 @@ def alerts_per_plot() -> str:
                     group_tags=("site", "plot"))
 
 
-def build() -> dict[str, Any]:
+def build(limits: CropThresholds) -> dict[str, Any]:
+    battery_base, battery = battery_steps(limits)
+    rssi_base, rssi = rssi_steps(limits)
     d = c.new_dashboard(
         UID, TITLE,
         "All sites, plots and nodes: latest values, firing alerts, nodes that went quiet, "
@@ -92,13 +90,13 @@ def build() -> dict[str, Any]:
         "packet_loss_pct", c.column(display="Packet loss", unit="percent")
     ).override_by_name("battery_v", [
         *c.column("battery_v", "Battery"),
-        dm.DynamicConfigValue(id_val="thresholds", value=c.thresholds(
-            c.RED, [(BATTERY_LOW_V, c.ORANGE), (BATTERY_OK_V, c.GREEN)]).build()),
+        dm.DynamicConfigValue(id_val="thresholds",
+                              value=c.thresholds(battery_base, battery).build()),
         dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
     ]).override_by_name("rssi_dbm", [
         *c.column("rssi_dbm", "RSSI"),
-        dm.DynamicConfigValue(id_val="thresholds", value=c.thresholds(
-            c.RED, [(RSSI_WEAK_DBM, c.ORANGE), (RSSI_OK_DBM, c.GREEN)]).build()),
+        dm.DynamicConfigValue(id_val="thresholds",
+                              value=c.thresholds(rssi_base, rssi).build()),
         dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
     ])
     d = d.with_panel(devices)

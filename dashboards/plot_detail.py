@@ -26,7 +26,7 @@ def alert_annotations() -> Select:
     """Every alert state change of the chosen plot: text = message, tags = rule etc."""
     return Select(
         [ident("message"), ident("state"), ident("value"), ident("rule"), ident("severity"),
-         ident("node")],
+         ident("node"), ident("sensor")],
         "alert", variables=("site", "plot"),
     )
 
@@ -59,7 +59,7 @@ def build(crop: CropThresholds) -> dict[str, Any]:
     d = d.with_variable(c.variable("node"))
     d = d.annotation(c.Annotation(c.AlertAnnotation(
         "Alerts", alert_annotations().render(), text_column="message",
-        tags_column="rule,severity,state,node", icon_color="red",
+        tags_column="rule,severity,state,node,sensor", icon_color="red",
     )))
 
     d = d.with_panel(

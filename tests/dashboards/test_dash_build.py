@@ -140,3 +140,46 @@ def test_the_gateway_command_does_not_load_grafana_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def _panel(dashboard: str, title: str) -> dict[str, Any]:
+    return next(p for p in committed()[dashboard]["panels"] if p["title"] == title)
+
+
+def _steps(config: dict[str, Any]) -> list[tuple[float | None, str]]:
+    return [(s["value"], s["color"]) for s in config["thresholds"]["steps"]]
+
+
+def test_threshold_lines_are_the_rule_presets_numbers() -> None:
+    from rules.presets import thresholds
+
+    crop, common = thresholds("tomato"), thresholds("common")
+    soil = [(None, "red"), (crop["soil_moisture_pct.refill"], "green"),
+            (crop["soil_moisture_pct.full"], "blue")]
+    air = [(None, "purple"), (common["temperature_c.frost_warn"], "green"),
+           (crop["temperature_c.heat"], "red")]
+    battery = [(None, "red"), (common["battery_v.low"], "orange"),
+               (common["battery_v.ok"], "green")]
+    for dash, title, expected in [
+        ("farm-overview.json", "Soil moisture now", soil),
+        ("farm-overview.json", "Soil moisture", soil),
+        ("plot-detail.json", "Soil moisture by depth", soil),
+        ("farm-overview.json", "Air temperature", air),
+        ("plot-detail.json", "Air temperature and dew point", air),
+        ("device-health.json", "Battery", battery),
+    ]:
+        assert _steps(_panel(dash, title)["fieldConfig"]["defaults"]) == expected, title
+    rssi = _steps(_panel("device-health.json", "Signal strength (RSSI)")["fieldConfig"]
+                  ["defaults"])
+    assert rssi == [(None, "red"), (common["rssi_dbm.weak"], "green")]
+
+
+def test_build_for_another_crop_draws_its_numbers(tmp_path: Path) -> None:
+    from rules.presets import thresholds
+
+    assert main(["dashboards", "build", "--crop", "strawberry", "--out", str(tmp_path)]) == 0
+    panel = next(p for p in json.loads((tmp_path / "farm-overview.json").read_text())["panels"]
+                 if p["title"] == "Soil moisture now")
+    values = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert values[1] == thresholds("strawberry")["soil_moisture_pct.refill"]
+    assert main(["dashboards", "build", "--crop", "common", "--out", str(tmp_path)]) == 2

@@ -125,7 +125,8 @@ def _replay_an_ancient_uplink(pipeline: Pipeline, node: str) -> None:
 
 
 def _write_alerts(influx: InfluxDB1, farms: Farms) -> None:
-    """Alert state changes with the `alert` schema: one still firing and one resolved per
+    """Alert state changes with the `alert` schema (tags as gateway/sinks/line_protocol.py
+    writes them): one still firing and one resolved per
     site (the second alert goes pending -> firing -> resolved)."""
     lines = []
     writer = V1Writer(influx.url, DATABASE, None, 10.0)
@@ -143,7 +144,8 @@ def _write_alerts(influx: InfluxDB1, farms: Farms) -> None:
             ((site, other_plot, other, "frost"), "critical", "resolved", 3600, 4.0),
         ]
         for (s, p, n, rule), severity, state, dt_s, value in changes:
-            tags = {"site": s, "plot": p, "node": n, "rule": rule, "severity": severity}
+            tags = {"site": s, "plot": p, "node": n, "sensor": "main", "rule": rule,
+                    "severity": severity}
             message = f"{rule.replace('_', ' ')} on {p}: {value:g}"
             lines.append(encode_point("alert", tags, {"state": state, "value": value,
                                                       "message": message},
