@@ -16,23 +16,26 @@ import re
 import socket
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.catalogue import BY_NAME, canonical_name
+from gateway.config.base import Name, config_error
+from gateway.config.base import Section as _Section
+from gateway.config.base import check_timezone as _check_timezone
+from gateway.config.base import hint as _hint
+from gateway.config.base import quoted_or as _quoted_or
+from gateway.config.notifications import NotificationsConfig
 
 ENV_PREFIX = "SATOYAMA_"
 ENV_NESTED_DELIMITER = "__"
@@ -42,38 +45,7 @@ SQLITE_FILENAME = "satoyama.db"
 MIN_NODE_KEY_BYTES = 16
 
 
-def config_error(message: str, hint: str = "", *, fields: tuple[str, ...] = ()) -> Exception:
-    """A validation error that carries its own hint (and, from a model validator, the
-    child keys it is about, so the problem points at ``sinks.influxdb.bucket`` rather than
-    at ``sinks.influxdb``)."""
-    return PydanticCustomError(
-        "satoyama_config", "{message}", {"message": message, "hint": hint, "fields": fields}
-    )
-
-
-def _hint(text: str) -> dict[str, Any]:
-    return {"hint": text}
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
 # --------------------------------------------------------------------------- names
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _check_name(value: str) -> str:
-    # Node and site names end up in MQTT topic levels and InfluxDB tags.
-    if not _NAME.match(value):
-        raise config_error(
-            f"{value!r} is not a valid name",
-            "use letters, digits, '_', '-' and '.', starting with a letter or digit "
-            "(names become MQTT topic levels and InfluxDB tags)",
-        )
-    return value
 
 
 def _check_quantity(value: str) -> str:
@@ -90,12 +62,6 @@ def _check_quantity(value: str) -> str:
     )
 
 
-def _quoted_or(names: list[str]) -> str:
-    quoted = [f"'{n}'" for n in names]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
 QuantityName = Annotated[str, AfterValidator(_check_quantity)]
 
 
@@ -389,6 +355,20 @@ class InfluxDBSinkConfig(_Section):
         return self
 
 
+class MqttAlertsConfig(_Section):
+    """Alert transitions published on the broker of `sources.mqtt` (docs/alerts.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Publish every alert transition, retained, on "
+        "`satoyama/<site>/alerts/<rule>/<node>/<sensor>`; needs `sources.mqtt`.",
+    )
+    max_in_flight: int = Field(
+        default=1000, gt=0, le=60000,
+        description="Most publishes waiting for the broker's acknowledgement.",
+    )
+
+
 class SinksConfig(_Section):
     sqlite: SqliteSinkConfig = Field(
         default_factory=lambda: SqliteSinkConfig(),
@@ -396,6 +376,11 @@ class SinksConfig(_Section):
     )
     influxdb: InfluxDBSinkConfig | None = Field(
         default=None, description="InfluxDB to forward readings to; leave out if there is none."
+    )
+    mqtt_alerts: MqttAlertsConfig = Field(
+        default_factory=lambda: MqttAlertsConfig(),
+        description="Alert transitions on MQTT, for Node-RED, Home Assistant or a valve "
+        "controller.",
     )
 
 
@@ -550,18 +535,6 @@ class DeviceConfig(_Section):
 # --------------------------------------------------------------------------- settings
 
 
-def _check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        close = difflib.get_close_matches(name, sorted(available_timezones()), n=3)
-        hint = f"did you mean {_quoted_or(close)}? " if close else ""
-        raise config_error(
-            f"{name!r} is not a known time zone", hint + "use an IANA name such as Asia/Tokyo"
-        ) from None
-    return name
-
-
 class Settings(BaseSettings):
     """Everything the gateway is configured with.
 
@@ -613,6 +586,10 @@ class Settings(BaseSettings):
         description="Alert rule files; relative paths are resolved against the directory "
         "of the config file.",
     )
+    notifications: NotificationsConfig = Field(
+        default_factory=lambda: NotificationsConfig(),
+        description="Who is told about alerts, how and when (docs/alerts.md).",
+    )
     devices: dict[Name, DeviceConfig] = Field(
         default_factory=dict,
         description="Device registry: node name to its site, plot, crop, sensors, "
@@ -638,6 +615,22 @@ class Settings(BaseSettings):
         for device in self.devices.values():
             if device.site is None:
                 device.site = self.site
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_need_a_broker(self) -> Settings:
+        # Only when asked for explicitly: the default (on) simply has nothing to do.
+        if (
+            "mqtt_alerts" in self.sinks.model_fields_set
+            and self.sinks.mqtt_alerts.enabled
+            and self.sources.mqtt is None
+        ):
+            raise config_error(
+                "sinks.mqtt_alerts is enabled but there is no sources.mqtt broker",
+                "alerts are published on the broker of sources.mqtt; configure it, or set "
+                "sinks.mqtt_alerts.enabled: false",
+                fields=("sinks",),
+            )
         return self
 
     @property

@@ -41,7 +41,8 @@ them is loaded by the tests.
   (`SATOYAMA_SOURCES__MQTT__TOPICS='["satoyama/+/+/up"]'`). Variables whose first part is
   not a top-level key (such as `SATOYAMA_CONFIG`) are not overrides and are ignored.
   Problems with an override name the variable.
-- **Secrets** (`sources.mqtt.password`, `sinks.influxdb.token`, `devices.<node>.key`) are
+- **Secrets** (`sources.mqtt.password`, `sinks.influxdb.token`, `devices.<node>.key`,
+  `notifications.recipients.<name>.urls`) are
   never printed: they show as `**********` in logs, reprs and dumps. Keep them out of the
   file: set them through the environment, or point `password_file` / `token_file` at a
   file holding the secret (Docker and systemd secrets), e.g.
@@ -122,6 +123,10 @@ def rows(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[str]:
             value_tp, _ = unwrap_type(get_args(tp)[1])
             if isclass(value_tp) and issubclass(value_tp, BaseModel):
                 yield from rows(value_tp, f"{key}.{_placeholder(name)}.")
+        elif get_origin(tp) is list:
+            item_tp, _ = unwrap_type(get_args(tp)[0])
+            if isclass(item_tp) and issubclass(item_tp, BaseModel):
+                yield from rows(item_tp, f"{key}[].")
 
 
 def reference_markdown() -> str:
