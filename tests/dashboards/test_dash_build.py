@@ -183,3 +183,16 @@ def test_build_for_another_crop_draws_its_numbers(tmp_path: Path) -> None:
     values = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert values[1] == thresholds("strawberry")["soil_moisture_pct.refill"]
     assert main(["dashboards", "build", "--crop", "common", "--out", str(tmp_path)]) == 2
+
+
+def test_compose_mounts_the_json_and_provisioning_these_tests_and_publish_use() -> None:
+    from dashboards.publish import PROVISIONED_DATASOURCE
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    sources = {v.split(":")[0]: v.split(":")[1]
+               for v in compose["services"]["grafana"]["volumes"]}
+    assert (REPO / "dashboards/json").resolve() == JSON_DIR.resolve()
+    assert sources["./dashboards/json"] == "/var/lib/grafana/dashboards"
+    assert sources["./dashboards/provisioning"] == "/etc/grafana/provisioning"
+    assert PROVISIONED_DATASOURCE.resolve().is_relative_to(
+        (REPO / "dashboards/provisioning").resolve())
