@@ -143,31 +143,31 @@ def publish(url: str, token: str, directory: Path, influx: InfluxTarget | None,
     dashboards = load_dashboards(directory)
     api = GrafanaApi.from_url(url, credential=token, timeout=TIMEOUT_S)
 
-    with grafana_errors(url, f"looking up folder {FOLDER_UID!r}"):
-        try:
-            api.folder.get_folder(FOLDER_UID)
-            say(f"folder {FOLDER_UID}: exists")
-        except GrafanaClientError as e:
-            if e.status_code != 404:
-                raise
-            api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
-            say(f"folder {FOLDER_UID}: created")
+    def create_datasource() -> str:
+        if influx is None:
+            raise PublishError(
+                f"Grafana has no datasource {DATASOURCE_UID!r}: pass --influxdb-url and "
+                "--influxdb-database (and --influxdb-token for InfluxDB 2.x/3.x) so "
+                "publish can create it")
+        api.datasource.create_datasource(datasource_body(influx))
+        return f"created ({influx.url}, database {influx.database})"
 
-    with grafana_errors(url, f"looking up datasource {DATASOURCE_UID!r}"):
-        try:
-            api.datasource.get_datasource_by_uid(DATASOURCE_UID)
-            say(f"datasource {DATASOURCE_UID}: exists")
-        except GrafanaClientError as e:
-            if e.status_code != 404:
-                raise
-            if influx is None:
-                raise PublishError(
-                    f"Grafana has no datasource {DATASOURCE_UID!r}: pass --influxdb-url and "
-                    "--influxdb-database (and --influxdb-token for InfluxDB 2.x/3.x) so "
-                    "publish can create it") from e
-            api.datasource.create_datasource(datasource_body(influx))
-            say(f"datasource {DATASOURCE_UID}: created ({influx.url}, database "
-                f"{influx.database})")
+    def create_folder() -> str:
+        api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
+        return "created"
+
+    for what, uid, get, create in (
+        ("folder", FOLDER_UID, api.folder.get_folder, create_folder),
+        ("datasource", DATASOURCE_UID, api.datasource.get_datasource_by_uid, create_datasource),
+    ):
+        with grafana_errors(url, f"looking up {what} {uid!r}"):
+            try:
+                get(uid)
+                say(f"{what} {uid}: exists")
+            except GrafanaClientError as e:
+                if e.status_code != 404:
+                    raise
+                say(f"{what} {uid}: {create()}")
 
     for data in dashboards:
         body = dict(data)
