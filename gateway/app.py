@@ -29,6 +29,7 @@ from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
 from gateway.sources.serial import SerialSource
 from gateway.store.sqlite import BatchResult, Store
+from rules.notify.dispatcher import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,15 @@ class Gateway:
         # Sinks drain the store (the outbox) on their own threads with their own cursors;
         # they get no shared stop event, so they keep draining until the pipeline's last
         # commit and are stopped after it. What they have not sent stays in the outbox.
-        self.sinks: list[InfluxSink] = []
+        self.sinks: list[InfluxSink | Notifier] = []
         influx_cfg = settings.sinks.influxdb
         if influx_cfg is not None and influx_cfg.enabled:
             self.sinks.append(
                 InfluxSink(store_path(settings), influx_cfg, gateway_id=settings.gateway_id)
             )
+        if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
+            self.sinks.append(
+                Notifier(store_path(settings), settings.notifications, settings.tzinfo))
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,

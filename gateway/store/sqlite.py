@@ -27,6 +27,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -126,6 +127,18 @@ CREATE TABLE IF NOT EXISTS node_state (
     last_source TEXT NOT NULL
 );
 """
+
+
+# A consumer's cursor only moves forward.
+_ADVANCE_SQL: Final = (
+    "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
+    " DO UPDATE SET last_id = max(last_id, excluded.last_id)"
+)
+
+_ADD_COUNTER_SQL: Final = (
+    "INSERT INTO counter VALUES (?, ?) ON CONFLICT(name) DO UPDATE"
+    " SET value = value + excluded.value"
+)
 
 
 class StoreFull(Exception):
@@ -358,11 +371,7 @@ class Store:
         )
 
     def _add_counters(self, counts: dict[str, int]) -> None:
-        self._db.executemany(
-            "INSERT INTO counter VALUES (?, ?) ON CONFLICT(name) DO UPDATE"
-            " SET value = value + excluded.value",
-            [(k, v) for k, v in counts.items() if v],
-        )
+        self._db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])
 
     def add_counters(self, counts: dict[str, int]) -> None:
         with self._lock, self._tx():
@@ -470,11 +479,14 @@ class Store:
 
     def advance(self, sink: str, table: str, last_id: int) -> None:
         with self._lock, self._tx():
-            self._db.execute(
-                "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
-                " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
-                (sink, table, last_id),
-            )
+            self._db.execute(_ADVANCE_SQL, (sink, table, last_id))
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """One write transaction for a consumer that keeps its own tables in this file
+        (the notifier): its rows, its cursor and its counters commit together."""
+        with self._lock, self._tx():
+            yield StoreTransaction(self._db)
 
     def sink_delivered(
         self,
@@ -496,11 +508,7 @@ class Store:
             self._insert_quarantine(quarantine)
             if counters:
                 self._add_counters(counters)
-            self._db.execute(
-                "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
-                " DO UPDATE SET last_id = max(last_id, excluded.last_id)",
-                (sink, table, last_id),
-            )
+            self._db.execute(_ADVANCE_SQL, (sink, table, last_id))
 
     def rows_after(self, table: str, last_id: int, limit: int) -> list[dict[str, Any]]:
         """Outbox rows of one table after a consumer's cursor, oldest first."""
@@ -712,6 +720,20 @@ def _add_row(
         runs[-1][1].append(row)
     else:
         runs.append((cols, [row]))
+
+
+class StoreTransaction:
+    """An open write transaction of :meth:`Store.transaction`: SQL on the consumer's own
+    tables through ``db``, and the store's cursor and counter updates."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def advance(self, sink: str, table: str, last_id: int) -> None:
+        self.db.execute(_ADVANCE_SQL, (sink, table, last_id))
+
+    def add_counters(self, counts: dict[str, int]) -> None:
+        self.db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])
 
 
 class _Transaction:

@@ -78,12 +78,14 @@ class AppriseTarget:
             if not self._apprise.add(url):
                 raise DeliveryError(f"apprise cannot use this {self.scheme}:// URL")
 
-    def send(self, title: str, body: str) -> None:
-        """Send; raise :class:`DeliveryError` unless apprise reported success."""
+    def send(self, title: str, body: str, notify_type: str = "info") -> None:
+        """Send; raise :class:`DeliveryError` unless apprise reported success.
+        ``notify_type``: info, warning, failure or success."""
         import apprise
 
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = self._apprise.notify(body=body, title=title,
+                                      notify_type=apprise.NotifyType(notify_type),
                                       body_format=apprise.NotifyFormat.TEXT)
         if not ok:
             # apprise's warnings say what failed (status code, connection refused); they
