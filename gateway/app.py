@@ -24,6 +24,7 @@ from gateway.packet import Record
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sinks.influxdb import InfluxSink
+from gateway.sinks.mqtt_alerts import MqttAlertPublisher
 from gateway.sources.items import SourceQueue
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
@@ -138,7 +139,7 @@ class Gateway:
         # Sinks drain the store (the outbox) on their own threads with their own cursors;
         # they get no shared stop event, so they keep draining until the pipeline's last
         # commit and are stopped after it. What they have not sent stays in the outbox.
-        self.sinks: list[InfluxSink | Notifier] = []
+        self.sinks: list[InfluxSink | Notifier | MqttAlertPublisher] = []
         influx_cfg = settings.sinks.influxdb
         if influx_cfg is not None and influx_cfg.enabled:
             self.sinks.append(
@@ -147,6 +148,10 @@ class Gateway:
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(
                 Notifier(store_path(settings), settings.notifications, settings.tzinfo))
+        if mqtt_cfg is not None and settings.sinks.mqtt_alerts.enabled:
+            self.sinks.append(MqttAlertPublisher(
+                store_path(settings), mqtt_cfg, settings.sinks.mqtt_alerts,
+                gateway_id=settings.gateway_id))
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,
