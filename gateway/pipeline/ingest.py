@@ -210,8 +210,10 @@ class Pipeline:
             # A node's own times may arrive out of order (late, replayed): move only on a tie.
             while rec.time_ns in recent:
                 rec.time_ns += 1
-        elif recent and rec.time_ns <= max(recent):
-            rec.time_ns = max(recent) + 1
+        elif recent:
+            latest = max(recent)
+            if rec.time_ns <= latest:
+                rec.time_ns = latest + 1
         recent.append(rec.time_ns)
 
     @property

@@ -13,7 +13,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from firmware_bridge.auth import verify
 from gateway.catalogue import BY_NAME, check_range
@@ -67,6 +67,17 @@ def packet_digest(packet: Packet) -> bytes:
     return h.digest()
 
 
+# name -> (minimum, maximum), for the range check inlined in the per-reading loop.
+_RANGES: Final[dict[str, tuple[float, float]]] = {
+    name: (q.minimum, q.maximum) for name, q in BY_NAME.items()
+}
+_DEVICE_FIELDS: Final = ("battery_v", "rssi_dbm", "snr_db")
+
+
+def _reject(packet: Packet, reason: str, detail: str) -> Rejection:
+    return Rejection(reason, detail, packet.raw, packet.format, packet.node, packet.seq)
+
+
 def validate(
     packet: Packet,
     *,
@@ -77,17 +88,15 @@ def validate(
     clock_trusted: bool,
     replay: bool = False,
 ) -> Outcome:
-    def reject(reason: str, detail: str) -> Rejection:
-        return Rejection(reason, detail, packet.raw, packet.format, packet.node, packet.seq)
-
     if device is not None and device.key is not None:
         if packet.auth_tag is None:
-            return Outcome(None, [reject("auth_missing", "node has a key; frame has no tag")])
+            return Outcome(None, [_reject(packet, "auth_missing",
+                                          "node has a key; frame has no tag")])
         if not verify(packet, device.key):
-            return Outcome(None, [reject("auth_failed", "HMAC tag does not match the node key")])
+            return Outcome(None, [_reject(packet, "auth_failed",
+                                          "HMAC tag does not match the node key")])
 
     flags: dict[str, int] = {}
-    rejections: list[Rejection] = []
 
     # ---- time
     if packet.node_time_ns is not None:
@@ -95,10 +104,10 @@ def validate(
         if replay or not clock_trusted:
             time_ns, time_source = packet.node_time_ns, "node"
         elif abs(skew_s) > policy.max_clock_skew_s:
-            detail = (f"node clock {skew_s:+.0f} s from the gateway clock "
-                      f"(limit {policy.max_clock_skew_s:g} s)")
             if policy.skew_policy == "quarantine":
-                return Outcome(None, [reject("clock_skew", detail)])
+                detail = (f"node clock {skew_s:+.0f} s from the gateway clock "
+                          f"(limit {policy.max_clock_skew_s:g} s)")
+                return Outcome(None, [_reject(packet, "clock_skew", detail)])
             time_ns, time_source = received_ns, "gateway"
             flags["flagged.clock_skew_corrected"] = 1
         else:
@@ -111,56 +120,65 @@ def validate(
         time_ns, time_source = received_ns, "held"
         flags["flagged.time_held"] = 1
 
-    # ---- readings
+    # ---- readings (the range test first: it passes for almost every value, and it fails
+    # for NaN and infinities too, which are then told apart from a merely implausible value)
     readings: dict[str, dict[str, float]] = {}
     bad: list[str] = []
     bad_reason = ""
-    cal = device.calibration if device else {}
+    cal = device.calibration if device else None
     for (quantity, sensor), value in packet.readings.items():
-        if quantity not in BY_NAME:
+        limits = _RANGES.get(quantity)
+        if limits is None:
             bad.append(f"{quantity}: not in the sensor catalogue")
             bad_reason = bad_reason or "unknown_quantity"
             continue
-        if not math.isfinite(value):
+        checked = value
+        if cal and quantity in cal:
+            scale, offset = cal[quantity]
+            checked = value * scale + offset
+        if limits[0] <= checked <= limits[1]:
+            values = readings.get(sensor)
+            if values is None:
+                readings[sensor] = {quantity: checked}
+            else:
+                values[quantity] = checked
+        elif not math.isfinite(value):
             bad.append(f"{quantity}@{sensor}: sensor fault ({value})")
             bad_reason = bad_reason or "sensor_fault"
-            continue
-        if quantity in cal:
-            scale, offset = cal[quantity]
-            value = value * scale + offset
-        violation = check_range(quantity, value)
-        if violation:
-            bad.append(f"{violation}" + ("" if sensor == "main" else f" ({sensor})"))
+        else:
+            bad.append(f"{check_range(quantity, checked)}"
+                       + ("" if sensor == "main" else f" ({sensor})"))
             bad_reason = bad_reason or "out_of_range"
-            continue
-        readings.setdefault(sensor, {})[quantity] = value
 
     device_fields: dict[str, float] = {}
-    for name, maybe in (("battery_v", packet.battery_v), ("rssi_dbm", packet.rssi_dbm),
-                        ("snr_db", packet.snr_db)):
+    for name, maybe in zip(_DEVICE_FIELDS, (packet.battery_v, packet.rssi_dbm, packet.snr_db),
+                           strict=True):
         if maybe is None:
             continue
         value = maybe
-        if not math.isfinite(value):
+        lo, hi = _RANGES[name]
+        if lo <= value <= hi:
+            device_fields[name] = value
+        elif not math.isfinite(value):
             bad.append(f"{name}: sensor fault ({value})")
             bad_reason = bad_reason or "sensor_fault"
-        elif violation := check_range(name, value):
-            bad.append(str(violation))
-            bad_reason = bad_reason or "out_of_range"
         else:
-            device_fields[name] = value
+            bad.append(str(check_range(name, value)))
+            bad_reason = bad_reason or "out_of_range"
     if packet.seq is not None:
         device_fields["seq"] = float(packet.seq)
 
+    rejections: list[Rejection] = []
     if bad:
-        rejections.append(reject(bad_reason, "; ".join(bad)))
-    if not readings and not (packet.battery_v is not None and "battery_v" in device_fields):
+        rejections.append(_reject(packet, bad_reason, "; ".join(bad)))
+    if not readings and "battery_v" not in device_fields:
         if not bad:
-            rejections.append(reject("empty", "no readings in the packet"))
+            rejections.append(_reject(packet, "empty", "no readings in the packet"))
         return Outcome(None, rejections, {})
 
     for values in readings.values():
-        values.update(derive(values))
+        if "temperature_c" in values and "humidity_pct" in values:
+            values.update(derive(values))
 
     record = Record(
         time_ns=time_ns,

@@ -6,9 +6,13 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
+from firmware_bridge import native
 from firmware_bridge.native import decode_native, encode_native, format_timestamp
 from gateway.packet import Packet, Rejection, split_key
 
@@ -87,3 +91,61 @@ def test_invalid_utf8_and_deep_nesting_are_bad_json() -> None:
 def test_overlong_line_is_bad_length() -> None:
     r = decode_native(b'{"node":"n1","readings":{}' + b" " * 70_000 + b"}")
     assert isinstance(r, Rejection) and r.reason == "bad_length"
+
+
+# --- the hand-checked fast path decides exactly as the pydantic model does -------------------
+
+_names = st.sampled_from(["n1", "n17", "farm-a.b:c_1", "", "-n1", "n1\n", "n 1", "é", "x" * 64,
+                          "x" * 65])
+_numbers = (st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+            | st.sampled_from([0, -1, 2**53, 2**53 + 1, -(2**53) - 1, 2**63 - 1, 2**63,
+                               1_782_879_000, 1_782_879_000_000_000_000, 1.5, -0.0]))
+_values = (st.none() | st.booleans() | _numbers | _names | st.text(max_size=6)
+           | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3),
+                                                                   st.integers(), max_size=2))
+_reading_keys = st.sampled_from(["temperature_c", "temp", "humidity_pct", "rh", "battery_v",
+                                 "bat", "rssi", "soil_moisture_pct@10cm", "moisture@10cm",
+                                 "dew_point_c", "moon", "temperature_c@ch2", "snr_db"])
+_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "node": _names | _values, "seq": _numbers | _values,
+        "ts": _numbers | _values | st.sampled_from(["2026-07-01T04:10:00Z", "2026-07-01T04:10"]),
+        "site": _names | _values, "battery_v": _numbers | _values, "rssi_dbm": _numbers,
+        "snr_db": _values, "extra": _values,
+        "readings": st.dictionaries(_reading_keys | st.text(max_size=5), _numbers | _values,
+                                    max_size=5) | _values,
+    },
+)
+
+
+def _outcome(result: Packet | Rejection) -> tuple[object, ...]:
+    if isinstance(result, Rejection):
+        return ("rejection", result.reason, result.detail, result.node, result.seq, result.raw)
+    return ("packet", result.node, result.seq, result.node_time_ns, result.site,
+            list(result.readings.items()), result.battery_v, result.rssi_dbm, result.snr_db,
+            result.unknown_fields, result.raw,
+            [type(v) for v in result.readings.values()], type(result.battery_v))
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(_bodies)
+@hypothesis.example({"node": "n1\n", "readings": {"temperature_c": 1.0}})
+@hypothesis.example({"node": "n1", "site": "s\n", "readings": {"temperature_c": 1.0}})
+@hypothesis.example({"node": "n1", "seq": 2**63, "readings": {"temperature_c": 1.0}})
+@hypothesis.example({"node": "n1", "seq": True, "readings": {"temperature_c": 1.0}})
+@hypothesis.example({"node": "n1", "readings": {"temperature_c": True}})
+@hypothesis.example({"node": "n1", "readings": {"temperature_c": 2**1030}})
+@hypothesis.example({"node": "n1", "readings": {"temperature_c": 2**53 + 1}, "rssi_dbm": -90})
+@hypothesis.example({"node": "n1", "readings": None})
+@hypothesis.example({"node": "n1", "ts": 1_782_879_000_000, "readings": {"bat": 3.1},
+                     "battery_v": 3.0})
+def test_fast_path_matches_the_model(body: dict[str, Any]) -> None:
+    try:
+        line = json.dumps(body).encode()
+    except ValueError:
+        return
+    fast = decode_native(line, default_site="s")
+    with patch.object(native, "_fast_uplink", lambda obj: None):
+        model = decode_native(line, default_site="s")
+    assert _outcome(fast) == _outcome(model)

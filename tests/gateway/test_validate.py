@@ -125,3 +125,37 @@ def test_digest_ignores_radio_fields_but_not_content() -> None:
     assert packet_digest(a) == packet_digest(packet(rssi_dbm=-110.0, snr_db=3.0))
     assert packet_digest(a) != packet_digest(packet(seq=8))
     assert packet_digest(a) != packet_digest(packet(battery_v=3.5))
+
+
+def test_one_rejection_names_every_bad_value_in_order() -> None:
+    """The detail lists each refused value as received (faults before calibration), in
+    packet order, readings before device fields; the first problem names the reason."""
+    out = run(packet(
+        readings={("temperature_c", "main"): math.nan, ("soil_moisture_pct", "soil_10cm"): math.inf,
+                  ("humidity_pct", "main"): 101.0, ("soil_moisture_pct", "soil_20cm"): -1.0,
+                  ("moon", "main"): 1.0},
+        battery_v=math.nan, rssi_dbm=-200.0, snr_db=math.inf))
+    assert out.record is None
+    assert [(r.reason, r.detail) for r in out.rejections] == [(
+        "sensor_fault",
+        "temperature_c@main: sensor fault (nan); soil_moisture_pct@soil_10cm: sensor fault "
+        "(inf); humidity_pct=101 outside [0, 100]; soil_moisture_pct=-1 outside [0, 100] "
+        "(soil_20cm); moon: not in the sensor catalogue; battery_v: sensor fault (nan); "
+        "rssi_dbm=-200 outside [-150, 0]; snr_db: sensor fault (inf)",
+    )]
+
+
+def test_calibrated_values_are_range_checked_and_the_rest_kept() -> None:
+    dev = DeviceInfo(site="hill", plot="p3", calibration={
+        "soil_moisture_pct": (0.5, 2.0), "temperature_c": (1e308, 1e308)})
+    out = run(packet(readings={("soil_moisture_pct", "main"): 199.0,
+                               ("temperature_c", "main"): 10.0, ("humidity_pct", "main"): 50.0},
+                     battery_v=20.0), device=dev)
+    assert [(r.reason, r.detail) for r in out.rejections] == [(
+        "out_of_range",
+        "soil_moisture_pct=101.5 outside [0, 100]; temperature_c=inf outside [-40, 60]; "
+        "battery_v=20 outside [0, 15]",
+    )]
+    assert out.record is not None
+    assert out.record.readings == {"main": {"humidity_pct": 50.0}}
+    assert out.record.device == {"seq": 7.0}
