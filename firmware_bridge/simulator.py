@@ -165,6 +165,12 @@ class NodeModel:
         model.soil_moisture = {d: rng.uniform(24, 34) + d * 0.1 for d in model.depths_cm}
         return model
 
+    def water(self, pct: float) -> None:
+        """Someone waters the plot: the shallow soil gets ``pct`` points wetter."""
+        for depth in self.depths_cm:
+            if depth <= 15:
+                self.soil_moisture[depth] = min(46.0, self.soil_moisture[depth] + pct)
+
     def _advance(self, t: float) -> float:
         """Step the slow state (rain, soil water, battery) to ``t``; return hours stepped."""
         dt_h = 0.0 if self._last_t is None else max(0.0, (t - self._last_t) / 3600.0)
@@ -264,6 +270,7 @@ class Simulator:
         *,
         keys: Mapping[int, bytes] | None = None,
         first_node_id: int = 1,
+        time_scale: float = 1.0,
     ) -> None:
         if fmt not in EXPECTED_REASON:
             raise ValueError(f"unknown wire format {fmt!r}")
@@ -274,6 +281,9 @@ class Simulator:
         self.interval_s = interval_s
         self.faults = faults or FaultPlan()
         self.keys = dict(keys or {})
+        # Weather and soil run time_scale times faster than the clock the frames carry
+        # (`satoyama demo` shows a day of drying in minutes); timestamps stay real.
+        self.time_scale = time_scale
         self.models = [NodeModel.create(first_node_id + i, i, seed) for i in range(nodes)]
         self._rng = random.Random(f"satoyama-faults:{seed}")
         self._after_truncation = False
@@ -310,7 +320,8 @@ class Simulator:
 
     def _uplink(self, model: NodeModel, t: float) -> list[Emission]:
         rng = self._rng
-        readings, battery = model.sample(t)
+        readings, battery = model.sample(
+            self.start_time_s + (t - self.start_time_s) * self.time_scale)
         fault = self._pick_fault()
         boot = False
         if fault == "seq_gap":

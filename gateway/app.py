@@ -30,7 +30,10 @@ from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
 from gateway.sources.serial import SerialSource
 from gateway.store.sqlite import BatchResult, Store
+from rules.alert import AlertEvent
 from rules.notify.dispatcher import Notifier
+from rules.runner import RulesRunner
+from rules.wiring import build_runner
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,8 @@ class Gateway:
         settings: Settings,
         *,
         on_commit: Callable[[BatchResult, list[Record]], None] | None = None,
+        on_alerts: Callable[[list[AlertEvent]], None] | None = None,
+        rules_time_scale: float = 1.0,
     ) -> None:
         self.settings = settings
         self.stop_event = threading.Event()
@@ -152,6 +157,9 @@ class Gateway:
             self.sinks.append(MqttAlertPublisher(
                 store_path(settings), mqtt_cfg, settings.sinks.mqtt_alerts,
                 gateway_id=settings.gateway_id))
+        # The rules engine reads committed rows like a sink does (rules/runner.py).
+        self.rules: RulesRunner | None = build_runner(
+            settings, store_path(settings), on_events=on_alerts, time_scale=rules_time_scale)
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,
@@ -167,6 +175,8 @@ class Gateway:
             self.mqtt.start()
         for sink in self.sinks:
             sink.start()
+        if self.rules is not None:
+            self.rules.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()  # the MQTT source stops taking messages, keeps its connection
@@ -177,6 +187,8 @@ class Gateway:
             log.error("pipeline did not finish within %.0f s", timeout)
         if self.mqtt is not None:
             self.mqtt.stop()  # after the last commit, whose acknowledgements it sends
+        if self.rules is not None:
+            self.rules.stop()  # evaluates the last commits first
         for sink in self.sinks:
             sink.stop()
         self.store.close()

@@ -58,7 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(
         data_dir=Path(args.data_dir) if args.data_dir else None,
         duration=args.duration, nodes=args.nodes, rate=args.rate, faults=not args.no_faults,
-        summary_every=args.summary_every, seed=args.seed,
+        summary_every=args.summary_every, seed=args.seed, speed=args.speed,
     )
 
 
@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-faults", action="store_true", help="send only clean frames")
     sp.add_argument("--summary-every", type=float, default=5.0, help="seconds between summaries")
     sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--speed", type=float, default=240.0,
+                    help="field time per second of clock time (default 240: four minutes of "
+                    "weather, soil and alert durations per second)")
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("run", help="run the gateway as configured")
@@ -238,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from dashboards.cli import register as register_dashboards  # Grafana libs load lazily
     register_dashboards(sub)
+    from rules.cli import register as register_rules
+    register_rules(sub)
     return p
 
 

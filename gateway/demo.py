@@ -4,6 +4,12 @@ Simulated field nodes (with occasional radio faults) write frames to a real pty 
 line; the gateway reads it exactly as it reads a radio receiver on /dev/ttyUSB0, validates,
 deduplicates and stores into SQLite under ``--data-dir``. Every few seconds a summary shows
 each node's last values and what was rejected, and why.
+
+Alerts come from the shipped presets (common + each node's crop). The field runs
+``--speed`` times faster than the clock (weather, soil and every rule duration alike), and
+the scene is set so that something happens within a minute: the first tomato plot starts
+just below its refill point (a watering alert; the simulated farmer waters half an hour of
+field time after it fires, and it clears), and one node's battery is nearly flat.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from firmware_bridge.simulator import FaultPlan, Simulator
+from firmware_bridge.simulator import FaultPlan, NodeModel, Simulator
 from gateway.app import Gateway
 from gateway.config import default_settings
 from gateway.config.models import DeviceConfig
 from gateway.packet import Record
 from gateway.sources.pty_link import PtyPair
 from gateway.store.sqlite import BatchResult
+from rules import presets
+from rules.alert import AlertEvent
 
 DEFAULT_DATA_DIR = Path("demo-data")
 
@@ -99,25 +107,35 @@ def run_demo(
     faults: bool = True,
     summary_every: float = 5.0,
     seed: int = 1,
+    speed: float = 240.0,
     out: Callable[[str], None] = print,
 ) -> int:
     data_dir = data_dir or DEFAULT_DATA_DIR
     started = time.monotonic()
     sim = Simulator(
         nodes, seed, start_time_s=time.time(), interval_s=1.0 / rate, fmt="frame",
-        faults=FaultPlan.uniform(0.01) if faults else None,
+        faults=FaultPlan.uniform(0.01) if faults else None, time_scale=speed,
     )
+    _set_the_scene(sim.models)
     plots = {f"n{m.node_id}": (m.plot, m.crop) for m in sim.models}
+    farmer = Farmer(sim.models, speed, out)
     with PtyPair() as pty:
         settings = default_settings(data_dir, "demo", serial_port=pty.slave_path)
         settings.devices = {node: DeviceConfig(plot=plot, crop=crop)
                             for node, (plot, crop) in plots.items()}
+        crop_presets = presets.crop_presets()
+        settings.rules = [Path(presets.entry("common")), *sorted(
+            {Path(presets.entry(crop_presets[c])) for _, c in plots.values()
+             if c in crop_presets})]
         console = Console(lambda: dict(gw.pipeline.totals), plots)
-        gw = Gateway(settings, on_commit=console.on_commit)
+        gw = Gateway(settings, on_commit=console.on_commit, on_alerts=farmer.on_alerts,
+                     rules_time_scale=speed)
         out(f"Satoyama demo: {nodes} simulated nodes -> pty {pty.slave_path} -> "
             f"{settings.sqlite_path}")
         out("Frames are validated and stored; faults (garbage, bad CRC, duplicates, skewed "
             "clocks...) are quarantined with a reason. Ctrl-C stops.")
+        out(f"Alert rules: {', '.join(str(r) for r in settings.rules)}; the field runs "
+            f"{speed:g}x faster than the clock.")
         stop = gw.stop_event
         radio = threading.Thread(target=_radio, args=(sim, pty, rate, stop), daemon=True)
         reporter = threading.Thread(
@@ -126,6 +144,7 @@ def run_demo(
         reporter.start()
         gw.run_until_stopped(duration)
         radio.join(2)
+        farmer.cancel()
     out(console.render(time.monotonic() - started))
     cmd = sys.argv[0] if sys.argv[0].endswith("satoyama") else "satoyama"
     out(f"\nData: {settings.sqlite_path}\n"
@@ -150,3 +169,50 @@ def _report(console: Console, every: float, stop: threading.Event,
     started = time.monotonic()
     while not stop.wait(every):
         out(console.render(time.monotonic() - started))
+
+
+def _set_the_scene(models: list[NodeModel]) -> None:
+    """Something for the alerts to notice within a minute of starting."""
+    tomato = next((m for m in models if m.crop == "tomato"), None)
+    if tomato is not None:  # just below the tomato refill point (22.2 %), not yet irrigated
+        tomato.soil_moisture[min(tomato.depths_cm)] = 21.6
+    if len(models) >= 3:
+        models[2].battery_v = 3.36  # below battery_low's 3.45 V
+
+
+class Farmer:
+    """Prints alerts as they happen and, like a farmer, waters a plot some time after its
+    watering alert fires (half an hour of field time), so the alert can clear."""
+
+    def __init__(self, models: list[NodeModel], speed: float,
+                 out: Callable[[str], None]) -> None:
+        self._models = {f"n{m.node_id}": m for m in models}
+        self._delay_s = 1800.0 / speed
+        self._out = out
+        self._timers: list[threading.Timer] = []
+
+    def on_alerts(self, events: list[AlertEvent]) -> None:
+        for e in events:
+            if e.state == "pending":
+                continue
+            mark = "RESOLVED" if e.state == "resolved" else f"ALERT {e.severity.upper()}"
+            if e.state == "resolved" and e.previous == "pending":
+                continue
+            text = e.text.get("en")
+            self._out(f"*** {mark} [{e.rule}] {e.message('en')}"
+                      + (f"\n    what to do: {text.action}" if text and text.action
+                         and e.state == "firing" else ""))
+            model = self._models.get(e.node)
+            if e.state == "firing" and e.rule.endswith(".soil_dry") and model is not None:
+                timer = threading.Timer(self._delay_s, self._water, args=(model, e.plot))
+                timer.daemon = True
+                timer.start()
+                self._timers.append(timer)
+
+    def _water(self, model: NodeModel, plot: str) -> None:
+        model.water(10.0)
+        self._out(f"    (the farmer waters {plot})")
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()

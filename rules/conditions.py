@@ -75,8 +75,17 @@ def _crossing(falling: bool, limit: float, clear: float, x: float) -> bool | Non
     return True if x > limit else False if x <= clear else None
 
 
+_MAX_POINTS = 120  # per window: enough for a slope, small enough to save every step
+
+
 def _push(st: SeriesState, t_ns: int, v: float, window_s: float) -> None:
-    st.window.append((t_ns, v))
+    """Add a point and drop those older than the window. Points closer together than
+    window/120 replace the newest one, so a fast node costs no more than a slow one."""
+    gap = int(window_s * 1e9 / _MAX_POINTS)
+    if len(st.window) >= 2 and t_ns - st.window[-2][0] < gap:
+        st.window[-1] = (t_ns, v)
+    else:
+        st.window.append((t_ns, v))
     start = t_ns - int(window_s * 1e9)
     while st.window and st.window[0][0] < start:
         st.window.pop(0)
@@ -130,9 +139,10 @@ class RateCondition:
 
 
 class RefillCondition:
-    """Fires when the refill point is reached, or will be within ``within`` at the drying
-    rate of the last ``window``; clears after watering (moisture back above
-    ``clear_above``, or rising again)."""
+    """Fires while there is still time: moisture is above the refill point and will reach
+    it within ``within`` at the drying rate of the last ``window``. Clears after watering
+    (moisture back above ``clear_above``, or rising again). At or below the refill point it
+    neither fires nor clears: that is the dry-soil threshold rule's moment."""
 
     def __init__(self, c: Refill) -> None:
         self.quantity: str | None = c.quantity
@@ -143,21 +153,21 @@ class RefillCondition:
 
     def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
         v = values[self.quantity]  # type: ignore[index]
-        if st.window and v - st.window[-1][1] > 3.0:
+        if st.window and v - st.window[-1][1] >= 2.0:
             st.window.clear()  # a jump up is watering or rain: the old slope is over
         _push(st, t_ns, v, self.window)
         slope = slope_per_hour(st.window, self.window / 3)
         eta_h = None
-        if v <= self.refill:
-            eta_h = 0.0
-        elif slope is not None and slope < 0:
-            eta_h = (v - self.refill) / -slope
+        if slope is not None and slope < 0:
+            eta_h = max(0.0, (v - self.refill) / -slope)
         st.value = v
         st.variables = {"rate": slope, "eta_h": eta_h, "threshold": self.refill}
-        if eta_h is not None and eta_h <= self.within_h:
-            return True
         if self.clear is not None and v >= self.clear:
             return False
+        if v <= self.refill:
+            return None  # already there: a threshold rule's job; a firing alert stays
+        if eta_h is not None and eta_h <= self.within_h:
+            return True
         if slope is None:
             return None
         return False if slope >= 0 or (eta_h is not None and eta_h > 1.5 * self.within_h) \
@@ -237,6 +247,7 @@ class ExprCondition:
 
     def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
         self._eval.names = values
+        st.variables = dict(values)
         try:
             if self._eval.eval(self.when):
                 return True

@@ -118,12 +118,16 @@ class Engine:
         timezone: str = "Asia/Tokyo",
         nodes: Mapping[str, NodeContext] | None = None,
         states: Mapping[tuple[str, str], str] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
+        """``time_scale`` > 1 runs every duration and rate that many times faster (the demo's
+        fast-forwarded field); texts still speak in field time."""
         self.tz = ZoneInfo(timezone)
+        self.time_scale = time_scale
         self.nodes = dict(nodes or {})
         self.rules: list[CompiledRule] = []
         for item in rules:
-            rule = item.rule
+            rule = item.rule if time_scale == 1.0 else scaled(item.rule, time_scale)
             condition = compile_condition(rule, self.tz)
             scopes = tuple(s for s in (item.file.scope, rule.scope) if s is not None)
             labels = {"kind": rule.kind, **rule.labels}
@@ -206,9 +210,9 @@ class Engine:
             for series, st in r.states.items():
                 if rule.absent_for is not None:
                     if st.phase == "inactive" and now_ns - st.last_ns >= rule.absent_for * NS:
-                        st.value = round((now_ns - st.last_ns) / NS / 3600, 1)
-                        st.variables = {"silent_for": format_duration(
-                            (now_ns - st.last_ns) / NS // 60 * 60)}
+                        silent_s = (now_ns - st.last_ns) / NS * self.time_scale
+                        st.value = round(silent_s / 3600, 1)
+                        st.variables = {"silent_for": format_duration(silent_s // 60 * 60)}
                         self._transition(r, series, st, "firing", now_ns, events,
                                          since=st.last_ns)
                 elif st.phase == "pending" and st.holds is not False \
@@ -271,13 +275,13 @@ class Engine:
         if rule.during is not None and not self._within(rule, t):
             holds = False
         st.holds = holds
-        if holds is True:
-            st.streak += 1
-        elif holds is False:
-            st.streak = 0
         held_back = self._held_back(rule, s)
+        # confirm counts readings that agree in a row: one between the limits, or one
+        # taken while the rule is held back (battery failing, readings quarantined),
+        # starts the count again.
+        st.streak = st.streak + 1 if holds is True and not held_back else 0
         if st.phase == "inactive":
-            if holds and st.streak >= rule.confirm and not held_back:
+            if holds and st.streak >= rule.confirm:
                 st.since_ns = t
                 self._transition(r, series, st, "pending" if rule.for_ else "firing", t,
                                  events)
@@ -356,14 +360,19 @@ class Engine:
             "site": site, "plot": plot, "node": node, "sensor": sensor, "crop": crop,
             "depth": _depth(sensor), "value": st.value, "rule": rule.name,
             "unit": quantity.unit if quantity else "",
-            "for": format_duration(rule.for_),
+            "for": format_duration(rule.for_ * self.time_scale),
             "since": datetime.fromtimestamp(st.since_ns / NS, self.tz).strftime("%H:%M"),
             "time": datetime.fromtimestamp(t_ns / NS, self.tz).strftime("%m-%d %H:%M"),
             **st.variables,
         }
+        if self.time_scale != 1.0:  # back to field time for people
+            if base.get("rate") is not None:
+                base["rate"] = base["rate"] / self.time_scale
+            if base.get("eta_h") is not None:
+                base["eta_h"] = base["eta_h"] * self.time_scale
         text: dict[str, AlertText] = {}
         for language in ("en", "ja"):
-            variables = {**base, "eta": _eta(st.variables.get("eta_h"), language)}
+            variables = {**base, "eta": _eta(base.get("eta_h"), language)}
             summary = render(_pick(rule.message, language), variables)
             if state == "resolved":
                 summary = (render(_pick(rule.resolved, language), variables) if rule.resolved
@@ -380,3 +389,27 @@ class Engine:
             value=value, since_ns=st.since_ns, text=text,
             labels={**r.labels, **({"crop": crop} if crop else {})},
         )
+
+
+_DURATIONS: Final = {
+    "rate": ("window",), "refill": ("within", "window"), "frost": ("lead_time", "window"),
+    "unless_rain": ("within",),
+}
+_PER_HOUR: Final = ("below", "above", "clear_above", "clear_below")
+
+
+def scaled(rule: Rule, k: float) -> Rule:
+    """``rule`` with its durations divided by ``k`` and its rates per hour multiplied by it."""
+    update: dict[str, Any] = {
+        name: getattr(rule, name) / k for name in ("for_", "absent_for", "unless_quarantined")
+        if getattr(rule, name) is not None
+    }
+    for part, keys in _DURATIONS.items():
+        sub = getattr(rule, part)
+        if sub is not None:
+            changes = {key: getattr(sub, key) / k for key in keys}
+            if part == "rate":
+                changes |= {key: number(getattr(sub, key)) * k for key in _PER_HOUR
+                            if getattr(sub, key) is not None}
+            update[part] = sub.model_copy(update=changes)
+    return rule.model_copy(update=update)

@@ -306,12 +306,20 @@ def _read_referenced(path: Path, what: str) -> tuple[str | None, str, str]:
 
 def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Loc, str]:
     """Check rule, TLS and secret files; return the secrets read, by secret key."""
+    from rules.loader import PRESET_PREFIX, check_rule_files, resolve_rule_path
+    from rules.presets import names as preset_names
+
     rules = data.get("rules")
     if isinstance(rules, list):
+        readable: list[str | Path] = []
         for i, entry in enumerate(rules):
             if not isinstance(entry, str | Path):
                 continue  # validation reports the type
-            rule_path = _resolve(base_dir, entry)
+            rule_path = resolve_rule_path(entry, base_dir)
+            if str(entry).startswith(PRESET_PREFIX) and not rule_path.is_file():
+                ctx.add(("rules", i), f"there is no preset {str(entry)[7:]!r}",
+                        "shipped presets: " + ", ".join(preset_names()))
+                continue
             text, message, hint = _read_referenced(rule_path, "rule file")
             if text is None:
                 ctx.add(("rules", i), message, hint)
@@ -327,6 +335,10 @@ def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Lo
                     f"{inner.message.removeprefix('invalid YAML: ')}",
                     inner.hint,
                 )
+                continue
+            readable.append(entry)
+        # The rules themselves, located in their own files (and names across files).
+        ctx.problems.extend(check_rule_files(readable, base_dir)[1])
 
     for loc in _TLS_FILES:
         value = _get(data, loc)
@@ -351,7 +363,9 @@ def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Lo
 
 
 def _apply_files(settings: Settings, base_dir: Path, secrets: dict[Loc, str]) -> None:
-    settings.rules = [_resolve(base_dir, p) for p in settings.rules]
+    from rules.loader import resolve_rule_path
+
+    settings.rules = [resolve_rule_path(p, base_dir) for p in settings.rules]
     mqtt = settings.sources.mqtt
     if mqtt is not None:
         if mqtt.tls is not None:

@@ -353,8 +353,8 @@ def test_an_empty_secret_file_is_a_problem(tmp_path: Path) -> None:
 def test_rule_paths_are_relative_to_the_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write(tmp_path, "groups: []\n", "etc/rules/frost.yaml")
-    write(tmp_path, "groups: []\n", "shared/paddy.yaml")
+    write(tmp_path, "rules: []\n", "etc/rules/frost.yaml")
+    write(tmp_path, "rules: []\n", "shared/paddy.yaml")
     text = f"site: kamiyama\nrules:\n  - rules/frost.yaml\n  - {tmp_path / 'shared/paddy.yaml'}\n"
     config = write(tmp_path, text, "etc/satoyama.yaml")
     elsewhere = tmp_path / "elsewhere"

@@ -3,9 +3,11 @@
     tests/gateway/cases/config/<case>/
         config.yaml    the file under test (plus any rule or secret files it refers to)
         expected.txt   one expected problem a line: ``key | line | message contains [| hint
-                       contains]``; line is a number, ``-`` (no line) or ``env:NAME`` (the
-                       problem is reported against that environment variable); ``#`` starts
-                       a comment. No lines: the config must be clean.
+                       contains]`` (a problem inside a rule file is located in that file:
+                       its key and line are the rule file's); line is a number, ``-`` (no
+                       line) or ``env:NAME`` (the problem is reported against that
+                       environment variable); ``#`` starts a comment. No lines: the config
+                       must be clean.
         env.txt        optional ``NAME=value`` lines: the environment for the case.
 
 Every problem reported must be expected and every expected problem reported.
@@ -96,5 +98,6 @@ def test_config_case(case: str) -> None:
     )
     assert not unmatched, "reported but not expected:\n" + "\n".join(map(str, unmatched))
     for problem in problems:
-        assert problem.file == config
+        # a problem inside a rule file names that file (and its line), not the config
+        assert problem.file == config or folder in problem.file.parents
         assert problem.message
