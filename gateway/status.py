@@ -22,6 +22,11 @@ def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
         "nodes": store.node_states(),
         "latest": {f"{node}/{sensor}": v for (node, sensor), v in store.latest_values().items()},
         "device": store.latest_device(),
+        "alerts": [
+            {k: a[k] for k in ("rule", "severity", "state", "site", "plot", "node", "sensor",
+                               "value", "since_ns", "time_ns", "message")}
+            for a in store.active_alerts()
+        ],
         "backlog": {
             sink: {**store.backlog(sink),
                    "oldest_age_s": round(oldest_unsent_age_s(store, sink), 1)}
@@ -74,6 +79,12 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
         age = backlog.get("oldest_age_s", 0)
         rows = ", ".join(f"{t} {n}" for t, n in backlog.items() if t != "oldest_age_s")
         lines.append(f"outbox     {sink}: {rows} waiting" + (f", oldest {age:.0f}s" if age else ""))
+    alerts = info.get("alerts", [])
+    lines.append(f"alerts     {len(alerts)} active" + (":" if alerts else ""))
+    for a in alerts:
+        since = dt.datetime.fromtimestamp(a["since_ns"] / 1e9, zone)
+        lines.append(f"  {a['state']:<8} {a['severity']:<8} {a['rule']}  since "
+                     f"{since:%m-%d %H:%M}  {a['message']}")
     lines.append("nodes")
     for n in info["nodes"]:
         seen = dt.datetime.fromtimestamp(n["last_received_ns"] / 1e9, zone)

@@ -9,6 +9,7 @@ gives every kind hysteresis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -56,7 +57,7 @@ class SeriesState:
 class Condition(Protocol):
     quantity: str | None  # the sample must carry it (None: any sample of the node)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int
                  ) -> bool | None: ...
 
 
@@ -75,12 +76,12 @@ def _crossing(falling: bool, limit: float, clear: float, x: float) -> bool | Non
     return True if x > limit else False if x <= clear else None
 
 
-_MAX_POINTS = 120  # per window: enough for a slope, small enough to save every step
+_MAX_POINTS = 48  # per window: enough for a slope, small enough to save every step
 
 
 def _push(st: SeriesState, t_ns: int, v: float, window_s: float) -> None:
     """Add a point and drop those older than the window. Points closer together than
-    window/120 replace the newest one, so a fast node costs no more than a slow one."""
+    window/48 replace the newest one, so a fast node costs no more than a slow one."""
     gap = int(window_s * 1e9 / _MAX_POINTS)
     if len(st.window) >= 2 and t_ns - st.window[-2][0] < gap:
         st.window[-1] = (t_ns, v)
@@ -94,17 +95,21 @@ def _push(st: SeriesState, t_ns: int, v: float, window_s: float) -> None:
 def slope_per_hour(points: list[tuple[int, float]], min_span_s: float) -> float | None:
     """Least-squares slope (unit per hour) of ``points``; None if fewer than 3 points or
     they span less than ``min_span_s``."""
-    if len(points) < 3 or (points[-1][0] - points[0][0]) / 1e9 < min_span_s:
+    n = len(points)
+    if n < 3 or (points[-1][0] - points[0][0]) / 1e9 < min_span_s:
         return None
     t0 = points[0][0]
-    xs = [(t - t0) / NS_PER_H for t, _ in points]
-    ys = [v for _, v in points]
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
+    sx = sy = sxx = sxy = 0.0
+    for t, y in points:  # one pass: this runs for every reading of every rate-like rule
+        x = (t - t0) / NS_PER_H
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+    var = sxx - sx * sx / n
+    if var <= 0:
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return (sxy - sx * sy / n) / var
 
 
 class ThresholdCondition:
@@ -113,7 +118,7 @@ class ThresholdCondition:
         self.falling, self.limit, self.clear = _limits(c.below, c.above, c.clear_above,
                                                        c.clear_below)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values[self.quantity]  # type: ignore[index]
         st.value = v
         st.variables = {"threshold": self.limit}
@@ -127,7 +132,7 @@ class RateCondition:
         self.falling, self.limit, self.clear = _limits(c.below, c.above, c.clear_above,
                                                        c.clear_below)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values[self.quantity]  # type: ignore[index]
         _push(st, t_ns, v, self.window)
         slope = slope_per_hour(st.window, self.window / 2)
@@ -151,7 +156,7 @@ class RefillCondition:
         self.window = c.window
         self.clear = None if c.clear_above is None else number(c.clear_above)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values[self.quantity]  # type: ignore[index]
         if st.window and v - st.window[-1][1] >= 2.0:
             st.window.clear()  # a jump up is watering or rain: the old slope is over
@@ -183,7 +188,7 @@ class FrostCondition:
         self.lead_h = c.lead_time / 3600
         self.window = c.window
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values["temperature_c"]
         _push(st, t_ns, v, self.window)
         slope = slope_per_hour(st.window, self.window / 2)
@@ -218,7 +223,7 @@ class GddCondition:
             lo, hi = min(lo, self.upper), min(hi, self.upper)
         return max(0.0, (lo + hi) / 2 - self.base)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values["temperature_c"]
         day = datetime.fromtimestamp(t_ns / 1e9, self.tz).date()
         g = st.gdd
@@ -242,18 +247,21 @@ class ExprCondition:
     quantity: str | None = None
 
     def __init__(self, c: Expr) -> None:
-        self.when, self.clear = c.when, c.clear
         self._eval = EvalWithCompoundTypes(functions={"abs": abs, "min": min, "max": max})
+        self.when, self.clear = c.when, c.clear
+        # parsed once: simpleeval would otherwise compile the text on every reading
+        self._when = self._eval.parse(c.when)
+        self._clear = None if c.clear is None else self._eval.parse(c.clear)
 
-    def __call__(self, st: SeriesState, values: dict[str, float], t_ns: int) -> bool | None:
+    def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         self._eval.names = values
         st.variables = dict(values)
         try:
-            if self._eval.eval(self.when):
+            if self._eval.eval(self.when, self._when):
                 return True
-            if self.clear is None:
+            if self._clear is None:
                 return False
-            return False if self._eval.eval(self.clear) else None
+            return False if self._eval.eval(self.clear, self._clear) else None
         except Exception:  # a name this row lacks: the expression does not apply to it
             return None
 

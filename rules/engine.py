@@ -271,7 +271,7 @@ class Engine:
             if st.phase == "firing":
                 self._transition(r, series, st, "inactive", t, events)
             return
-        holds = r.condition(st, dict(s.values), t)
+        holds = r.condition(st, s.values, t)
         if rule.during is not None and not self._within(rule, t):
             holds = False
         st.holds = holds
