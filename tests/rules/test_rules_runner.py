@@ -1,9 +1,15 @@
-"""The rules engine against real SQLite stores: the runner, restarts, demo, backtest, status."""
+"""The rules engine against real SQLite stores: the runner, restarts, demo, backtest, status,
+and its transitions in a real InfluxDB 1.x (the `alert` measurement Grafana reads)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from outbox_data import sink, v1_config
+from servers.influx import InfluxDB1
 
 from firmware_bridge.simulator import Simulator
 from gateway.cli import main
@@ -134,3 +140,44 @@ def test_backtest_replays_stored_history_through_the_rules(tmp_path: Path, capsy
     # and the same history backtested twice gives the same answer
     assert main(["rules", "backtest", "-c", str(config), "--json"]) == 0
     assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == events
+
+
+@pytest.fixture(scope="module")
+def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    db = InfluxDB1(tmp_path_factory.mktemp("influxdb")).start()
+    yield db
+    db.stop()
+
+
+def test_alert_transitions_are_written_to_influxdb_with_string_state_and_message(
+    tmp_path: Path, influx: InfluxDB1
+) -> None:
+    influx.create_database("alerts")
+    path = tmp_path / "satoyama.db"
+    store = Store(path)
+    clock = [T0]
+    runner = _runner(path, clock)
+    soil = [20.0] * 10 + [30.0, 30.0]  # dry for 1.5 h, then watered
+    for i, value in enumerate(soil):
+        store.write_batch([_record(i, "n1", T0 + i * H // 6, value)])
+    runner.step()
+    runner.stop()
+    s = sink(path, v1_config(influx, "alerts"))
+    while sum(s.backlog().values()):
+        s.flush_once()
+    s.stop()
+    series = influx.series(
+        "SELECT state, value, message FROM alert GROUP BY rule, node, sensor, severity, site",
+        "alerts")
+    assert len(series) == 1
+    assert series[0]["tags"] == {"rule": "tomato.soil_dry", "node": "n1", "sensor": "soil_10cm",
+                                 "severity": "warning", "site": "kamiyama"}
+    rows = [dict(zip(series[0]["columns"], v, strict=True)) for v in series[0]["values"]]
+    assert [(r["time"], r["state"], r["value"]) for r in rows] == [
+        (T0 + 2 * H // 6, "pending", 20.0),
+        (T0 + 8 * H // 6, "firing", 20.0),
+        (T0 + 10 * H // 6, "resolved", 30.0),
+    ]
+    assert rows[1]["message"].startswith("terrace-3 summer-autumn tomato: soil at 10 cm is 20.0 %")
+    fields = dict(map(tuple, influx.series("SHOW FIELD KEYS FROM alert", "alerts")[0]["values"]))
+    assert fields == {"state": "string", "value": "float", "message": "string"}
