@@ -22,11 +22,18 @@ VARIABLES: Final = ("site", "plot")
 ALERT_TAGS: Final = ("site", "plot", "node", "sensor", "rule", "severity")
 
 
+# An alert writes a point only when its state changes, so one that began firing before
+# the dashboard's range has its latest state further back: look back this far, whatever
+# the range (the "Alerts firing" panels mean "now", not "during the range").
+ALERT_LOOKBACK: Final = "time > now() - 30d"
+
+
 def latest_alerts(variables: tuple[str, ...]) -> Select:
-    """Each alert series' latest state, value and message in the time range."""
+    """Each alert series' latest state, value and message (over ALERT_LOOKBACK)."""
     return Select(
         [agg("last", "state"), agg("last", "value"), agg("last", "message")],
-        "alert", variables=variables, group_tags=ALERT_TAGS,
+        "alert", variables=variables, group_tags=ALERT_TAGS, time_filter=False,
+        where=[ALERT_LOOKBACK],
     )
 
 

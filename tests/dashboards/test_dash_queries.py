@@ -126,8 +126,8 @@ def _replay_an_ancient_uplink(pipeline: Pipeline, node: str) -> None:
 
 def _write_alerts(influx: InfluxDB1, farms: Farms) -> None:
     """Alert state changes with the `alert` schema (tags as gateway/sinks/line_protocol.py
-    writes them): one still firing and one resolved per
-    site (the second alert goes pending -> firing -> resolved)."""
+    writes them): per site one still firing, one resolved (pending -> firing -> resolved)
+    and one that began firing a day ago, before the dashboards' time ranges."""
     lines = []
     writer = V1Writer(influx.url, DATABASE, None, 10.0)
     for site in SITES:
@@ -142,6 +142,8 @@ def _write_alerts(influx: InfluxDB1, farms: Farms) -> None:
             ((site, other_plot, other, "frost"), "critical", "pending", 900, 2.1),
             ((site, other_plot, other, "frost"), "critical", "firing", 1200, 1.4),
             ((site, other_plot, other, "frost"), "critical", "resolved", 3600, 4.0),
+            # firing since a day ago, before the dashboards' 6 h range: still firing now
+            ((site, other_plot, other, "node_silent"), "warning", "firing", -86400, 2.0),
         ]
         for (s, p, n, rule), severity, state, dt_s, value in changes:
             tags = {"site": s, "plot": p, "node": n, "sensor": "main", "rule": rule,
@@ -151,6 +153,7 @@ def _write_alerts(influx: InfluxDB1, farms: Farms) -> None:
                                                       "message": message},
                                       t0 + dt_s * 10**9))
         farms.firing.add((site, plot, node, "soil_dry"))
+        farms.firing.add((site, other_plot, other, "node_silent"))
         farms.resolved.add((site, other_plot, other, "frost"))
     try:
         writer.write("\n".join(lines).encode())
@@ -339,7 +342,7 @@ def test_alerts_firing_lists_only_alerts_still_firing(farms: Farms) -> None:
     assert got == farms.firing
     assert not got & farms.resolved
     counts = _run_panel(farms, "farm-overview.json", "Active alerts")
-    assert {s["tags"]["site"]: s["values"][0][1] for s in counts} == dict.fromkeys(SITES, 1)
+    assert {s["tags"]["site"]: s["values"][0][1] for s in counts} == dict.fromkeys(SITES, 2)
 
 
 def _totals(series: list[dict[str, Any]], prefix: str) -> dict[str, dict[str, int]]:
