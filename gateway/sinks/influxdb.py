@@ -546,14 +546,25 @@ class InfluxSink:
         return oldest_unsent_age_s(self._store, self.name, self._clock_ns())
 
     def self_metrics_line(self) -> str:
-        """The ``gateway`` point: the store's counters, this sink's backlog and its age."""
+        """The ``gateway`` point: the store's counters, this sink's backlog and its age.
+
+        Counters that have not counted anything yet are written as 0, so a dashboard's
+        per-interval panel sees a counter's first increase (a field that appears only at
+        its first non-zero value has no earlier point to subtract from).
+        """
+        counts = dict.fromkeys(self._known_counters(), 0) | self._store.counters()
         fields: dict[str, float | int] = {
-            name.replace(".", "_"): value for name, value in sorted(self._store.counters().items())
+            name.replace(".", "_"): value for name, value in sorted(counts.items())
         }
         for table, n in self.backlog().items():
             fields[f"backlog_{table}"] = n
         fields["backlog_age_s"] = float(self.backlog_age_s())
         return encode_point("gateway", {"gateway": self.gateway_id}, fields, self._clock_ns())
+
+    def _known_counters(self) -> list[str]:
+        sink = f"sink.{self.name}"
+        return ["received.packets", "stored", "duplicates", f"{sink}.written",
+                f"{sink}.rejected_points", *(f"{sink}.write_errors.{c}" for c in FailureClass)]
 
     def write_self_metrics(self) -> None:
         """Write the ``gateway`` point now (raises :class:`WriteError`)."""

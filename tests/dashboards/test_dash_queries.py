@@ -33,7 +33,7 @@ from firmware_bridge.simulator import FaultPlan, Simulator
 from gateway.config.models import InfluxDBSinkConfig
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
-from gateway.sinks.influxdb import InfluxSink, V1Writer, WriteError
+from gateway.sinks.influxdb import FailureClass, InfluxSink, V1Writer, WriteError
 from gateway.sinks.line_protocol import encode_point
 from gateway.sinks.retry import RetryPolicy
 from gateway.store.sqlite import Store
@@ -372,8 +372,9 @@ def test_write_errors_panel_shows_refused_writes_and_points(farms: Farms) -> Non
         # one refused connection; the ancient uplink's reading and device points refused
         # (bad_data, batches split until each stood alone) and quarantined
         assert errors[gw]["sink_influxdb_write_errors_network"] == 1
-        assert errors[gw] == {k.replace(".", "_"): v for k, v in counters.items()
-                              if ".write_errors." in k}
+        # every failure class is there from the start, 0 until it counts something
+        assert errors[gw] == {f"sink_influxdb_write_errors_{c}": 0 for c in FailureClass} | {
+            k.replace(".", "_"): v for k, v in counters.items() if ".write_errors." in k}
         assert errors[gw]["sink_influxdb_write_errors_bad_data"] >= 1
         assert rejected[gw] == {"sink_influxdb_rejected_points": 2}
 
