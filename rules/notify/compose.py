@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo
 from rules.alert import AlertEvent, AlertText
 from rules.notify.grouping import Notification
 
+#: Alerts listed per section; the rest are counted. Keeps a message within what chat
+#: services take (LINE: 5,000 characters) when a whole site goes dry at once.
+MAX_LISTED: Final = 20
+
 
 @dataclass(frozen=True, slots=True)
 class Words:
@@ -31,6 +35,7 @@ class Words:
     action: str
     cleared_since: str  # resolved line: {time} cleared, {since} began
     footer: str  # {site} {time}
+    unlisted: str  # {n}
 
 
 WORDS: Final[dict[str, Words]] = {
@@ -46,6 +51,7 @@ WORDS: Final[dict[str, Words]] = {
         action="What to do: ",
         cleared_since="cleared {time} (since {since})",
         footer="— Satoyama, {site}, written {time}",
+        unlisted="• … and {n} more",
     ),
     "ja": Words(
         severity={"info": "お知らせ", "warning": "注意", "critical": "緊急"},
@@ -59,6 +65,7 @@ WORDS: Final[dict[str, Words]] = {
         action="対処: ",
         cleared_since="{time}に解消（{since}から）",
         footer="— Satoyama {site}・{time}作成",
+        unlisted="• …ほか{n}件",
     ),
 }
 
@@ -94,9 +101,11 @@ def compose(note: Notification, language: str, tz: ZoneInfo) -> tuple[str, str]:
     lines: list[str] = []
     if note.firing:
         lines.append(words.firing.format(n=len(note.firing)))
-        for e in note.firing:
+        for e in note.firing[:MAX_LISTED]:
             mark = words.new if note.kind == "update" and e.fingerprint in note.new else ""
             lines.append(f"• {local_time(e.time_ns, tz)}{mark}  {_text(e, language).summary}")
+        if len(note.firing) > MAX_LISTED:
+            lines.append(words.unlisted.format(n=len(note.firing) - MAX_LISTED))
         texts = [_text(e, language) for e in note.firing]
         lines.extend(words.why + t for t in _unique([t.why for t in texts]))
         lines.extend(words.action + t for t in _unique([t.action for t in texts]))
@@ -104,9 +113,11 @@ def compose(note: Notification, language: str, tz: ZoneInfo) -> tuple[str, str]:
         if lines:
             lines.append("")
         lines.append(words.resolved.format(n=len(note.resolved)))
-        for e in note.resolved:
+        for e in note.resolved[:MAX_LISTED]:
             when = words.cleared_since.format(time=local_time(e.time_ns, tz),
                                               since=local_time(e.since_ns, tz))
             lines.append(f"• {_text(e, language).summary} — {when}")
+        if len(note.resolved) > MAX_LISTED:
+            lines.append(words.unlisted.format(n=len(note.resolved) - MAX_LISTED))
     lines += ["", words.footer.format(site=site, time=local_time(note.time_ns, tz))]
     return title, "\n".join(lines)

@@ -74,3 +74,14 @@ def test_missing_language_falls_back_to_english() -> None:
     only_en.text.pop("ja")
     title, _ = compose(_note([only_en]), "ja", TOKYO)
     assert title == "[注意] kamiyama: Plot p3: soil is dry (tomato.soil_dry)"
+
+
+def test_a_long_list_is_cut_to_twenty_lines_and_counted() -> None:
+    plots = [event(plot=f"p{i:02d}") for i in range(45)]
+    _, body = compose(_note(plots), "en", TOKYO)
+    lines = body.splitlines()
+    assert sum(line.startswith("• 2026") for line in lines) == 20
+    assert "• … and 25 more" in lines
+    _, body = compose(_note(resolved=[event("resolved", plot=f"p{i:02d}") for i in range(21)]),
+                      "ja", TOKYO)
+    assert "• …ほか1件" in body.splitlines()
