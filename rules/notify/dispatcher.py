@@ -124,25 +124,40 @@ class Notifier:
         return queued, self.deliver(now_ns)
 
     def plan(self, now_ns: int) -> int:
-        """Take new alert transitions and queue the messages due at ``now_ns``."""
-        cursor = self._store.cursor(CONSUMER, "alert")
-        rows = self._store.alert_rows(cursor, BATCH)
-        for row in rows:
-            self.planner.observe(AlertEvent.from_row(row), now_ns)
+        """Take new alert transitions and queue the messages due at ``now_ns``.
+
+        A backlog (the notifier was off) is read in batches, each committed with the
+        cursor, and only then asked what is due: one message about all of it, not one per
+        batch."""
+        while True:
+            rows = self._store.alert_rows(self._store.cursor(CONSUMER, "alert"), BATCH)
+            for row in rows:
+                self.planner.observe(AlertEvent.from_row(row), now_ns)
+            if rows:
+                self._commit(now_ns, [], int(rows[-1]["id"]))
+            if len(rows) < BATCH:
+                break
         messages = [m for note in self.planner.due(now_ns) for m in self._messages(note)]
+        return self._commit(now_ns, messages, None)
+
+    def _commit(self, now_ns: int, messages: list[Message], last_alert_id: int | None) -> int:
         planner = self.planner
-        if not (rows or messages or planner.changed_groups or planner.changed_sources):
+        if not (messages or last_alert_id or planner.changed_groups or planner.changed_sources):
             return 0
-        queued = self.outbox.commit_plan(
-            groups=planner.groups, changed_groups=planner.changed_groups,
-            sources=planner.sources, changed_sources=planner.changed_sources,
-            messages=messages, now_ns=now_ns,
-            last_alert_id=int(rows[-1]["id"]) if rows else None,
-        )
+        try:
+            queued = self.outbox.commit_plan(
+                groups=planner.groups, changed_groups=planner.changed_groups,
+                sources=planner.sources, changed_sources=planner.changed_sources,
+                messages=messages, now_ns=now_ns, last_alert_id=last_alert_id,
+            )
+        except Exception:
+            # The planner already counts these messages as sent: go back to what is
+            # committed, so the next step plans them again.
+            groups, sources = self.outbox.load()
+            self.planner = Planner(self.cfg, self.default_tz, groups, sources)
+            raise
         planner.changed_groups.clear()
         planner.changed_sources.clear()
-        if len(rows) == BATCH:
-            queued += self.plan(now_ns)  # a backlog: take it all before sending
         return queued
 
     def _messages(self, note: Notification) -> list[Message]:

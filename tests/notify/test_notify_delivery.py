@@ -257,3 +257,16 @@ def test_the_thread_sends_on_its_own_and_stops(tmp_path: Path, hook: Webhook) ->
     assert "Resolved (1):" in hook.bodies()[1]["message"]
     assert [b["type"] for b in hook.bodies()] == ["warning", "warning"]
     assert store.counters()["notify.sent"] == 2
+
+
+def test_a_backlog_larger_than_a_batch_is_one_message(tmp_path: Path, hook: Webhook) -> None:
+    store = Store(tmp_path / "s.db")
+    clock = Clock()
+    cfg = _config({"officer": {"urls": [hook.url()], "language": "en"}})
+    _alerts(store, *[event(plot=f"p{i:04d}") for i in range(1200)])  # notifier was off
+    notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
+    assert notifier.step(clock.at(3600)) == (1, 1)
+    assert store.cursor("notify", "alert") == 1200
+    [body] = hook.bodies()
+    assert body["title"].endswith("(+1199 more)") and "• … and 1180 more" in body["message"]
+    notifier.close()
