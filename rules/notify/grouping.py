@@ -3,9 +3,8 @@
 Each recipient has its own groups; a group holds the alerts with equal ``group_by``
 values (``[site, rule]``: every dry plot of one site). A group's messages:
 
-* the **first** ``group_wait_s`` after the group's first alert fired (or was seen, if
-  that is earlier), so alerts raised together (five plots drying in the same afternoon)
-  go out as one message;
+* the **first** ``group_wait_s`` after the notifier saw the group's first alert, so
+  alerts raised together (five plots drying in the same afternoon) go out as one message;
 * an **update** when alerts were added or cleared, at least ``group_interval_s`` after
   the previous message;
 * a **reminder** of alerts still firing after ``repeat_interval_s`` without news.
@@ -128,10 +127,9 @@ class Planner:
             if event.state == "firing":
                 group = self.groups.get(gid)
                 if group is None:
-                    # group_wait counts from when the alert fired, so one seen late (the
-                    # notifier was stopped) does not wait again.
-                    group = Group(recipient, key, min(now_ns, event.time_ns))
-                    self.groups[gid] = group
+                    # From when the notifier sees it, as Alertmanager does: alerts of a
+                    # backlog, or from nodes that upload late, still gather into one message.
+                    group = self.groups[gid] = Group(recipient, key, now_ns)
                 slot = group.alerts.get(fp)
                 if slot is None:
                     group.alerts[fp] = Slot(event)

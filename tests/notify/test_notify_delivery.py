@@ -69,7 +69,8 @@ def test_five_dry_plots_one_webhook_message_and_one_mail_in_each_language(
     })
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     _alerts(store, *[event(plot=f"p{i}") for i in range(1, 6)])
-    assert notifier.step(clock.at(10)) == (0, 0)  # group_wait: gathering
+    assert notifier.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
+    assert notifier.step(clock.at(29)) == (0, 0)
     assert notifier.step(clock.at(30)) == (2, 2)  # one message per recipient
     assert notifier.step(clock.at(60)) == (0, 0)
 
@@ -98,6 +99,7 @@ def test_receiver_down_is_delivered_once_it_returns_with_the_original_time(
     cfg = _config({"officer": {"urls": [hook.url()], "language": "en"}})
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     _alerts(store, event(plot="p1", t=T0))
+    assert notifier.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
     assert notifier.step(clock.at(30)) == (1, 0)
     assert store.counters()["notify.send_failures"] == 1
     assert notifier.step(clock.at(31)) == (0, 0)  # backing off: no attempt yet
@@ -127,6 +129,7 @@ def test_receiver_down_across_a_dispatcher_restart_exactly_once(tmp_path: Path) 
     cfg = _config({"officer": {"urls": [hook.url()], "language": "en"}})
     first = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     _alerts(store, event(plot="p1"), event(plot="p2"))
+    assert first.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
     assert first.step(clock.at(30)) == (1, 0)
     first.close()  # the gateway restarts while the receiver is down
 
@@ -154,6 +157,7 @@ def test_server_error_is_retried_and_later_messages_wait_in_order(
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     hook.status = 503
     _alerts(store, event(plot="p1"), event(rule="strawberry.frost", severity="critical"))
+    assert notifier.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
     assert notifier.step(clock.at(30)) == (2, 0)  # the first failed; the second waited
     hook.status = 200
     assert notifier.step(clock.at(200)) == (0, 2)
@@ -168,6 +172,7 @@ def test_reminder_after_repeat_interval_and_resolution(tmp_path: Path, hook: Web
     cfg = _config({"officer": {"urls": [hook.url()], "language": "en"}})
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     _alerts(store, event(plot="p1"))
+    assert notifier.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
     notifier.step(clock.at(30))
     notifier.close()  # a restart between the message and the reminder keeps the timer
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
@@ -227,6 +232,7 @@ def test_gateway_offline_inhibits_node_silent_until_it_clears(
     offline = event(rule="gateway_offline", severity="critical", plot="-", en="Gateway offline")
     _alerts(store, offline,
             *[event(rule="node_silent", plot=f"p{i}", en=f"Node n{i} silent") for i in range(4)])
+    assert notifier.step(clock.at(0)) == (0, 0)  # seen: group_wait starts
     notifier.step(clock.at(30))
     assert [b["title"] for b in hook.bodies()] == ["[CRITICAL] kamiyama: Gateway offline"]
     notifier.close()
@@ -265,7 +271,8 @@ def test_a_backlog_larger_than_a_batch_is_one_message(tmp_path: Path, hook: Webh
     cfg = _config({"officer": {"urls": [hook.url()], "language": "en"}})
     _alerts(store, *[event(plot=f"p{i:04d}") for i in range(1200)])  # notifier was off
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
-    assert notifier.step(clock.at(3600)) == (1, 1)
+    assert notifier.step(clock.at(3600)) == (0, 0)  # seen: group_wait starts
+    assert notifier.step(clock.at(3630)) == (1, 1)
     assert store.cursor("notify", "alert") == 1200
     [body] = hook.bodies()
     assert body["title"].endswith("(+1199 more)") and "• … and 1180 more" in body["message"]
