@@ -55,6 +55,9 @@ def url_problem(url: str) -> str | None:
     if plugin is None:
         return (f"apprise cannot use this {scheme_of(url)}:// URL (unknown service, or a "
                 "token, address or option it refuses)")
+    if len(plugin) == 0:  # the plugin's count of targets: line://TOKEN without a user id
+        return (f"this {scheme_of(url)}:// URL names nobody to send to (add the user, "
+                "group, chat or address after the token)")
     return None
 
 

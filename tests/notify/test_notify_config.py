@@ -41,6 +41,16 @@ notifications:
     assert SECRET not in problems[0]
 
 
+def test_a_line_url_without_a_user_id_names_nobody(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, f"""\
+notifications:
+  recipients:
+    grower: {{urls: ["line://{SECRET}"]}}
+""")
+    assert len(problems) == 1 and "line:// URL names nobody to send to" in problems[0]
+    assert SECRET not in problems[0]
+
+
 def test_route_to_an_unknown_recipient_names_the_close_one(tmp_path: Path) -> None:
     problems = _problems(tmp_path, """\
 notifications:
