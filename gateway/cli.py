@@ -33,12 +33,9 @@ def _settings(args: argparse.Namespace) -> object:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from gateway.config import check_config
+    from gateway.config.problems import print_problems
 
-    problems = check_config(Path(args.config))
-    for p in problems:
-        print(p, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.config}", file=sys.stderr)
+    if print_problems(check_config(Path(args.config)), args.config):
         return 1
     print(f"{args.config}: OK")
     return 0

@@ -40,13 +40,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.config.problems import print_problems
     from rules.loader import check_rule_files
 
     loaded, problems = check_rule_files(list(args.files), Path.cwd())
-    for p in problems:
-        print(p, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s)", file=sys.stderr)
+    if print_problems(problems, ", ".join(args.files)):
         return 1
     print(f"OK: {len(loaded)} rule(s) in {len(args.files)} file(s)")
     return 0

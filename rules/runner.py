@@ -43,18 +43,8 @@ def stored_samples(store: Store, time_from_ns: int | None = None,
                    time_to_ns: int | None = None) -> Iterator[Sample]:
     """Every stored reading and device row as samples, in time order (for backtests)."""
     def rows(table: str) -> Iterator[tuple[int, int, Sample]]:
-        where, params = ["1=1"], []
-        if time_from_ns is not None:
-            where.append("time_ns >= ?")
-            params.append(time_from_ns)
-        if time_to_ns is not None:
-            where.append("time_ns < ?")
-            params.append(time_to_ns)
-        cur = store.execute(f"SELECT * FROM {table} WHERE {' AND '.join(where)}"
-                            " ORDER BY time_ns, id", params)
-        names = store.columns(table)
-        for i, r in enumerate(cur):
-            s = sample_from_row(table, dict(zip(names, r, strict=True)))
+        for i, row in enumerate(store.rows_between(table, time_from_ns, time_to_ns)):
+            s = sample_from_row(table, row)
             yield s.time_ns, i, s
 
     for _, _, sample in heapq.merge(*(rows(t) for t in _INPUT_TABLES),

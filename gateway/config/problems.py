@@ -8,6 +8,7 @@ and how to fix it. pydantic's errors are translated in one place, here.
 from __future__ import annotations
 
 import difflib
+import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -269,3 +270,13 @@ def _problem(
     return ConfigProblem(
         file=file, key=dotted(loc), line=line, message=message, hint=hint, env_var=env_var
     )
+
+
+def print_problems(problems: Sequence[ConfigProblem], what: str) -> int:
+    """Print ``problems`` to stderr for a CLI command; the exit status (1 if any)."""
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {what}", file=sys.stderr)
+        return 1
+    return 0

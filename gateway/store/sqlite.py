@@ -675,18 +675,11 @@ class Store:
         batch: int = 5000,
     ) -> Iterator[dict[str, Any]]:
         """Readings joined with their packet's provenance, in time order (for export)."""
-        where: list[str] = ["1=1"]
-        params: list[Any] = []
+        where, params = _time_range("r.time_ns", time_from_ns, time_to_ns)
         for col, val in (("r.site", site), ("r.plot", plot), ("r.node", node)):
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
-        if time_from_ns is not None:
-            where.append("r.time_ns >= ?")
-            params.append(time_from_ns)
-        if time_to_ns is not None:
-            where.append("r.time_ns < ?")
-            params.append(time_to_ns)
         cols = ", ".join(f'r."{c}"' for c in READING_FIELDS if c in self._reading_cols)
         sql = (
             f"SELECT r.time_ns, r.site, r.plot, r.node, r.sensor, {cols}, p.seq, p.time_source,"
@@ -700,6 +693,20 @@ class Store:
         for row in rows:
             yield dict(zip(names, row, strict=True))
 
+    def rows_between(self, table: str, time_from_ns: int | None = None,
+                     time_to_ns: int | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of an outbox table in time order, ``time_from_ns <= time < time_to_ns``."""
+        if table not in OUTBOX_TABLES:
+            raise ValueError(table)
+        where, params = _time_range("time_ns", time_from_ns, time_to_ns)
+        with self._lock:
+            cur = self._db.execute(f"SELECT * FROM {table} WHERE {' AND '.join(where)}"
+                                   " ORDER BY time_ns, id", params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
     def count(self, table: str) -> int:
         with self._lock:
             return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -708,6 +715,20 @@ class Store:
         """Read-only query for tests and tools."""
         with self._lock:
             return list(self._db.execute(sql, params))
+
+
+def _time_range(column: str, time_from_ns: int | None, time_to_ns: int | None
+                ) -> tuple[list[str], list[Any]]:
+    """WHERE conditions (always at least one) and parameters for a half-open time range."""
+    where: list[str] = ["1=1"]
+    params: list[Any] = []
+    if time_from_ns is not None:
+        where.append(f"{column} >= ?")
+        params.append(time_from_ns)
+    if time_to_ns is not None:
+        where.append(f"{column} < ?")
+        params.append(time_to_ns)
+    return where, params
 
 
 def _add_row(
