@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,12 +28,28 @@ def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
                                "value", "since_ns", "time_ns", "message")}
             for a in store.active_alerts()
         ],
+        "alert_consumers": _alert_consumers(store),
         "backlog": {
             sink: {**store.backlog(sink),
                    "oldest_age_s": round(oldest_unsent_age_s(store, sink), 1)}
             for sink in sinks
         },
     }
+
+
+def _alert_consumers(store: Store) -> dict[str, dict[str, int]]:
+    """Alert transitions each consumer of the alert outbox (notifier, MQTT publisher) has
+    not taken yet, and the notifier's messages not yet sent."""
+    names = [r[0] for r in store.execute("SELECT sink FROM sink_cursor WHERE tbl = 'alert'")]
+    out = {name: {"alerts_waiting": store.backlog(name, ("alert",))["alert"]}
+           for name in sorted(names)}
+    try:
+        unsent = store.execute("SELECT count(*) FROM notify_message"
+                               " WHERE sent_ns IS NULL AND dropped IS NULL")[0][0]
+    except sqlite3.OperationalError:  # the notifier never ran on this store
+        return out
+    out.setdefault("notify", {"alerts_waiting": 0})["messages_unsent"] = int(unsent)
+    return out
 
 
 def fmt_value(quantity: str, value: float) -> str:
@@ -85,6 +102,9 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
         since = dt.datetime.fromtimestamp(a["since_ns"] / 1e9, zone)
         lines.append(f"  {a['state']:<8} {a['severity']:<8} {a['rule']}  since "
                      f"{since:%m-%d %H:%M}  {a['message']}")
+    for name, waiting in info.get("alert_consumers", {}).items():
+        lines.append(f"outbox     {name}: " + ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in waiting.items()))
     lines.append("nodes")
     for n in info["nodes"]:
         seen = dt.datetime.fromtimestamp(n["last_received_ns"] / 1e9, zone)

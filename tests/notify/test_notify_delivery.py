@@ -14,6 +14,7 @@ from notify_events import T0, S, event
 from servers.receivers import SmtpServer, Webhook
 
 from gateway.config.notifications import NotificationsConfig
+from gateway.status import collect
 from gateway.store.sqlite import Store
 from rules.alert import AlertEvent
 from rules.notify.dispatcher import Notifier
@@ -272,8 +273,13 @@ def test_a_backlog_larger_than_a_batch_is_one_message(tmp_path: Path, hook: Webh
     _alerts(store, *[event(plot=f"p{i:04d}") for i in range(1200)])  # notifier was off
     notifier = Notifier(tmp_path / "s.db", cfg, TOKYO, clock_ns=clock)
     assert notifier.step(clock.at(3600)) == (0, 0)  # seen: group_wait starts
+    assert collect(store)["alert_consumers"]["notify"] == {"alerts_waiting": 0,
+                                                           "messages_unsent": 0}
+    _alerts(store, event(plot="late"))  # `satoyama status` shows what is still waiting
+    assert collect(store)["alert_consumers"]["notify"] == {"alerts_waiting": 1,
+                                                           "messages_unsent": 0}
     assert notifier.step(clock.at(3630)) == (1, 1)
-    assert store.cursor("notify", "alert") == 1200
+    assert store.cursor("notify", "alert") == 1201
     [body] = hook.bodies()
-    assert body["title"].endswith("(+1199 more)") and "• … and 1180 more" in body["message"]
+    assert body["title"].endswith("(+1200 more)") and "• … and 1181 more" in body["message"]
     notifier.close()
