@@ -612,29 +612,45 @@ class _Client(mqtt.Client):
         self.on_qos1_publish: Callable[[str, bytes, int, int], None] | None = None
         self.on_read_done: Callable[[], None] | None = None
 
+    def _packet_read(self) -> mqtt.MQTTErrorCode:
+        """Every complete QoS 1 PUBLISH already in the read buffer, in one loop; anything
+        else (another packet type, a packet cut by the end of the buffer, a malformed one)
+        goes through paho's own reader, one packet at a time, as it always does."""
+        handler = self.on_qos1_publish
+        if handler is None or self._in_packet["command"] or self._protocol != mqtt.MQTTv5:
+            return super()._packet_read()
+        buf, pos = self._rbuf, self._rpos
+        end = len(buf)
+        handled = 0
+        with self._in_callback_mutex:
+            while pos < end and buf[pos] & 0xF6 == _PUBLISH_QOS1:  # any DUP and RETAIN flag
+                parsed = _parse_qos1_publish(buf, pos, end)
+                if parsed is None:
+                    break
+                pos, topic, mid, payload = parsed
+                self._rpos = pos
+                handled += 1
+                try:
+                    handler(topic, payload, 1, mid)
+                except Exception as err:
+                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                    if not self.suppress_exceptions:
+                        raise
+        if not handled:
+            return super()._packet_read()
+        with self._msgtime_mutex:
+            self._last_bytes_received = _paho_time()
+        return mqtt.MQTT_ERR_SUCCESS
+
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        """A QoS 1 PUBLISH that came through paho's reader (split across reads)."""
         handler = self.on_qos1_publish
         command = self._in_packet["command"]
         if handler is None or command & 0x06 != 0x02 or self._protocol != mqtt.MQTTv5:
             return super()._handle_publish()
-        packet = self._in_packet["packet"]
+        packet = bytes(self._in_packet["packet"])
         try:
-            end = 2 + (packet[0] << 8 | packet[1])
-            topic = packet[2:end].decode()
-            mid = packet[end] << 8 | packet[end + 1]
-            pos, props, shift = end + 2, 0, 0
-            while True:  # properties length, a variable byte integer (MQTT 5 §1.5.5)
-                byte = packet[pos]
-                props |= (byte & 0x7F) << shift
-                pos += 1
-                if byte < 0x80:
-                    break
-                shift += 7
-                if shift > 21:
-                    raise ValueError("properties length")
-            payload = bytes(packet[pos + props:])
-            if pos + props > len(packet) or not topic:
-                raise ValueError("short packet")
+            topic, mid, payload = _publish_body(packet, 0, len(packet))
         except (IndexError, ValueError):  # paho's own path reports it as it always does
             return super()._handle_publish()
         with self._in_callback_mutex:
@@ -674,6 +690,55 @@ class _Client(mqtt.Client):
     def puback_all(self, mids: Sequence[Hashable]) -> None:
         packet = b"".join([_PUBACK + cast(int, mid).to_bytes(2, "big") for mid in mids])
         self._packet_queue(PUBACK, packet, 0, 1)
+
+
+_PUBLISH_QOS1 = 0x32  # fixed header of a PUBLISH with QoS 1, DUP and RETAIN masked out
+_paho_time = mqtt.time_func  # the clock paho's keepalive compares _last_bytes_received with
+
+
+def _publish_body(buf: bytes, start: int, end: int) -> tuple[str, int, bytes]:
+    """(topic, packet id, payload) of the MQTT 5 QoS 1 PUBLISH body ``buf[start:end]``
+    (after the fixed header). Raises IndexError or ValueError if it is malformed."""
+    topic_end = start + 2 + (buf[start] << 8 | buf[start + 1])
+    topic = buf[start + 2:topic_end].decode()
+    mid = buf[topic_end] << 8 | buf[topic_end + 1]
+    pos, props, shift = topic_end + 2, 0, 0
+    while True:  # properties length, a variable byte integer (MQTT 5 §1.5.5)
+        byte = buf[pos]
+        props |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 21:
+            raise ValueError("properties length")
+    if pos + props > end or not topic:
+        raise ValueError("short packet")
+    return topic, mid, buf[pos + props:end]
+
+
+def _parse_qos1_publish(buf: bytes, pos: int, end: int) -> tuple[int, str, int, bytes] | None:
+    """The QoS 1 PUBLISH starting at ``buf[pos]``: (position after it, topic, packet id,
+    payload), or None if it does not end within ``buf[:end]`` or is malformed."""
+    length, shift, i = 0, 0, pos + 1
+    while True:  # remaining length, a variable byte integer of at most 4 bytes
+        if i >= end:
+            return None
+        byte = buf[i]
+        i += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 21:
+            return None
+    if i + length > end:
+        return None
+    try:
+        topic, mid, payload = _publish_body(buf, i, i + length)
+    except (IndexError, ValueError):
+        return None
+    return i + length, topic, mid, payload
 
 
 class _PahoNoise(logging.Filter):
