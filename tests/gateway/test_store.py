@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,44 @@ def test_held_packets_can_be_reanchored(tmp_path: Path) -> None:
     store.set_packet_times([(packet_id, 42, "reanchored")])
     assert store.held_packets() == []
     assert set(store.execute("SELECT time_ns FROM reading")) == {(42,)}
+
+
+def test_packets_without_seq_are_deduplicated_too(tmp_path: Path) -> None:
+    """The dedup index orders by seq; a missing seq must not make every packet unique
+    (NULLs are distinct in a UNIQUE index, hence ifnull(seq, -1))."""
+    store = Store(tmp_path / "s.db")
+    first, again = record(digest=b"same"), record(digest=b"same")
+    first.seq = again.seq = None
+    assert store.write_batch([first]).stored == 1
+    result = store.write_batch([again])
+    assert (result.stored, result.duplicates) == (0, 1)
+    assert store.count("packet") == 1
+
+
+def test_store_made_with_the_table_constraint_is_rebuilt_with_the_dedup_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE packet (id INTEGER PRIMARY KEY, node TEXT NOT NULL, seq INTEGER,"
+        " digest BLOB NOT NULL, time_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL,"
+        " site TEXT NOT NULL, plot TEXT NOT NULL, source TEXT NOT NULL, format TEXT NOT NULL,"
+        " time_source TEXT NOT NULL, boot_id TEXT, monotonic_ns INTEGER,"
+        " UNIQUE (node, digest));"
+        "INSERT INTO packet VALUES (7, 'n1', 1, x'6e313a31', 1, 1, 's', 'p1', 'serial', 'frame',"
+        " 'gateway', NULL, NULL);"
+        "INSERT INTO packet VALUES (9, 'n1', NULL, x'6e6f736571', 2, 2, 's', 'p1', 'serial',"
+        " 'frame', 'gateway', 'boot', 42);")
+    db.close()
+    store = Store(path)
+    assert store.execute("SELECT id, node, seq, digest, boot_id, monotonic_ns FROM packet"
+                         " ORDER BY id") == [(7, "n1", 1, b"n1:1", None, None),
+                                             (9, "n1", None, b"noseq", "boot", 42)]
+    assert store.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'packet'"
+                         " AND type = 'index'") == [("packet_dedup",)]
+    noseq = record(digest=b"noseq")
+    noseq.seq = None
+    result = store.write_batch([record(seq=1), noseq, record(seq=2)])
+    assert (result.stored, result.duplicates) == (1, 2)
+    assert store.execute("SELECT max(id) FROM packet") == [(10,)]
