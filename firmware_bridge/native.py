@@ -272,7 +272,6 @@ def decode_native(line: bytes | str, *, default_site: str | None = None) -> Pack
         node, seq, ts, site, given = up.node, up.seq, up.ts, up.site, up.readings
         values = [up.battery_v, up.rssi_dbm, up.snr_db]
 
-    device = dict(zip(_DEVICE_NAMES, values, strict=True))
     readings: dict[tuple[str, str], float] = {}
     unknown: list[str] = []
     for key, value in given.items():
@@ -280,27 +279,21 @@ def decode_native(line: bytes | str, *, default_site: str | None = None) -> Pack
         if quantity is None:
             unknown.append(key)
         elif measurement == "device":
-            if device[quantity] is not None:
+            i = _DEVICE_NAMES.index(quantity)
+            if values[i] is not None:
                 return _reject(reasons.SCHEMA, f"{quantity} given twice (readings.{key})",
                                raw, obj)
-            device[quantity] = value
+            values[i] = value
         elif (quantity, sensor) in readings:
             return _reject(reasons.SCHEMA, f"readings.{key}: {quantity} for {sensor} given "
                            "twice", raw, obj)
         else:
             readings[(quantity, sensor)] = value
+    battery_v, rssi_dbm, snr_db = values
     return Packet(
-        node=node,
-        seq=seq,
-        readings=readings,
-        format=FORMAT,
-        raw=raw,
-        node_time_ns=ts,
+        node=node, seq=seq, readings=readings, format=FORMAT, raw=raw, node_time_ns=ts,
         site=site if site is not None else default_site,
-        battery_v=device["battery_v"],
-        rssi_dbm=device["rssi_dbm"],
-        snr_db=device["snr_db"],
-        unknown_fields=tuple(unknown),
+        battery_v=battery_v, rssi_dbm=rssi_dbm, snr_db=snr_db, unknown_fields=tuple(unknown),
     )
 
 
