@@ -142,6 +142,9 @@ class Engine:
         for r in self.rules:
             self._by_quantity.setdefault(r.quantity, []).append(r)
         self._rain: dict[str, list[tuple[int, float]]] = {}
+        self._rain_keep_ns = int(max([86400.0] + [
+            r.rule.unless_rain.within for r in self.rules if r.rule.unless_rain is not None
+        ]) * NS)
         self._quarantine: dict[str, int] = {}
         self._firing: dict[str, dict[str, int]] = {}  # rule -> node -> firing series
         self._changed: set[tuple[str, str]] = set()
@@ -216,7 +219,8 @@ class Engine:
                         self._transition(r, series, st, "firing", now_ns, events,
                                          since=st.last_ns)
                 elif st.phase == "pending" and st.holds is not False \
-                        and now_ns - st.since_ns >= rule.for_ * NS:
+                        and now_ns - st.since_ns >= rule.for_ * NS \
+                        and (rule.during is None or self._within(rule, now_ns)):
                     self._transition(r, series, st, "firing", now_ns, events)
         self._forget_old(now_ns)
         return events
@@ -323,7 +327,7 @@ class Engine:
         by_node[node] = max(0, by_node.get(node, 0) + delta)
 
     def _forget_old(self, now_ns: int) -> None:
-        keep = 2 * 86400 * NS  # longest rain window worth remembering
+        keep = self._rain_keep_ns
         for site, events in self._rain.items():
             fresh = [e for e in events if now_ns - e[0] <= keep]
             if len(fresh) != len(events):
