@@ -25,6 +25,7 @@ from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sinks.influxdb import InfluxSink
 from gateway.sinks.mqtt_alerts import MqttAlertPublisher
+from gateway.sinks.process import SinkProcess
 from gateway.sources.items import SourceQueue
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
@@ -144,11 +145,12 @@ class Gateway:
         # Sinks drain the store (the outbox) on their own threads with their own cursors;
         # they get no shared stop event, so they keep draining until the pipeline's last
         # commit and are stopped after it. What they have not sent stays in the outbox.
-        self.sinks: list[InfluxSink | Notifier | MqttAlertPublisher] = []
+        self.sinks: list[InfluxSink | SinkProcess | Notifier | MqttAlertPublisher] = []
         influx_cfg = settings.sinks.influxdb
         if influx_cfg is not None and influx_cfg.enabled:
+            sink_class = SinkProcess if influx_cfg.separate_process else InfluxSink
             self.sinks.append(
-                InfluxSink(store_path(settings), influx_cfg, gateway_id=settings.gateway_id)
+                sink_class(store_path(settings), influx_cfg, gateway_id=settings.gateway_id)
             )
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(

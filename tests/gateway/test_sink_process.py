@@ -1,0 +1,104 @@
+"""The InfluxDB sink in its own process (``sinks.influxdb.separate_process``), end to end.
+
+A real `satoyama run` reads MQTT uplinks from a real Mosquitto and its sink process writes
+them to a real InfluxDB 1.x. The sink process is killed (the gateway starts another), the
+gateway is killed with SIGKILL (its sink process must not outlive it), and the gateway is
+stopped cleanly (the sink process ends too): every reading is in InfluxDB exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from helpers import counter, start_gateway, wait_for
+from servers.influx import InfluxDB1
+from servers.mosquitto import Mosquitto
+from servers.mqtt_publisher import Publisher, publish_uplinks
+
+
+def sink_processes(gateway_pid: int) -> list[int]:
+    """Child processes of the gateway that run gateway.sinks.process."""
+    pids = []
+    for task in Path(f"/proc/{gateway_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"gateway.sinks.process" in cmd:
+                pids.append(int(child))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def points(influx: InfluxDB1) -> int:
+    res = influx.query("SELECT count(temperature_c) FROM reading", db="satoyama")
+    try:
+        return int(res["results"][0]["series"][0]["values"][0][1])
+    except (KeyError, IndexError):
+        return 0
+
+
+def test_sink_process_survives_kills_and_stores_every_reading_once(
+    tmp_path: Path, write_config
+) -> None:
+    n = 3000
+    broker = Mosquitto(tmp_path / "broker").start()
+    influx = InfluxDB1(tmp_path / "influx").start()
+    influx.create_database("satoyama")
+    config = write_config(
+        site="hill", sources={"mqtt": {"url": broker.url}}, gateway_id="gw-sinkproc",
+        sinks={"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama",
+                            "flush_interval_s": 0.2, "separate_process": True}},
+    )
+    db = tmp_path / "data" / "satoyama.db"
+    log = tmp_path / "gateway.log"
+    proc = start_gateway(config, log)
+    try:
+        wait_for(lambda: counter(db, "source.connected") >= 1, 20, "gateway subscribed")
+        wait_for(lambda: len(sink_processes(proc.pid)) == 1, 10, "one sink process")
+        with Publisher(broker.url) as pub:
+            publish_uplinks(pub, 0, 1000)
+            pub.finish(30)
+            wait_for(lambda: points(influx) >= 1000, 30, "the first thousand in InfluxDB")
+
+            first = sink_processes(proc.pid)[0]
+            os.kill(first, signal.SIGKILL)  # the gateway starts another one
+            streamer = threading.Thread(target=publish_uplinks, args=(pub, 1000, 2000))
+            streamer.start()
+            wait_for(lambda: sink_processes(proc.pid) not in ([], [first]), 15,
+                     "a new sink process")
+            wait_for(lambda: points(influx) >= 1500, 30, "the new sink process writes")
+
+            orphan = sink_processes(proc.pid)[0]
+            proc.send_signal(signal.SIGKILL)  # its sink process must not outlive it
+            proc.wait(10)
+            wait_for(lambda: not alive(orphan), 10, "the orphaned sink process to end")
+
+            proc = start_gateway(config, log)
+            streamer.join(60)
+            publish_uplinks(pub, 2000, n)
+            pub.finish(60)
+        wait_for(lambda: points(influx) >= n, 60, "every reading in InfluxDB")
+        last = sink_processes(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert last and not any(alive(pid) for pid in last)
+        assert points(influx) == n
+        assert counter(db, "stored") == n
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        broker.stop()
+        influx.stop()
+    text = log.read_text()
+    assert "ended with code" in text  # the killed sink process was noticed
+    assert "the gateway process is gone" in text
+    assert "Traceback" not in text
