@@ -1,6 +1,7 @@
 """End-to-end MQTT -> Satoyama -> InfluxDB benchmark (not a test).
 
-    .venv/bin/python benchmarks/mqtt_influx.py [--messages N] [--seconds S]
+    .venv/bin/python benchmarks/mqtt_influx.py [--messages N] [--seconds S] [--sink-process]
+        [--phases ceiling,fixed,burst,backlog] [--log FILE]
 
 Starts a real Mosquitto (with the shipped queue limits) and a real InfluxDB 1.x on free
 loopback ports, runs the gateway as its own process (`satoyama run`) with the MQTT source
@@ -8,16 +9,22 @@ and the InfluxDB v1 sink, and publishes native uplinks with `mosquitto_pub -l -q
 publisher per node topic, stdin held open until everything is delivered). Reports:
 
 * ceiling: the receive rate of a bare paho subscriber that only counts messages;
-* fixed rate (2,000/s): messages/s stored in InfluxDB, gateway CPU ms per message, loss;
+* fixed rate (2,000/s): messages/s stored in InfluxDB, gateway CPU ms per message, loss
+  (CPU of all gateway processes: with ``--sink-process`` the InfluxDB sink runs in a
+  process of its own, ``sinks.influxdb.separate_process``, and its CPU is added);
 * burst: N messages as fast as the publishers go, time until all are in InfluxDB;
 * backlog drain: N messages published while the gateway is stopped (held by the broker for
   its persistent session), drain rate after it starts;
-* peak RSS of the gateway process.
+* peak RSS of the gateway process (with ``--sink-process``: of each process, and their sum).
+
+The machine's other load changes every figure (CPU per message too, less so): the load
+average is printed at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -124,32 +131,82 @@ def bare_subscriber_ceiling(broker: Mosquitto, count: int) -> float:
     return got / (last - first) if last > first else 0.0
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 class GatewayProcess:
+    """`satoyama run` and, with ``sinks.influxdb.separate_process``, its sink process.
+
+    CPU is summed over all of them: the gateway's own time, the time of children it has
+    already reaped (a restarted sink process) and that of the live children. Peak RSS is
+    kept per role (each process's VmHWM; their sum counts shared pages twice).
+    """
+
     def __init__(self, config: Path, log: Path) -> None:
         self.config, self.log = config, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_mb: dict[str, float] = {}
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config)],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
 
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Until start-up is over (imports, connecting): its CPU is not per-message cost."""
+        time.sleep(1.0)
+        deadline = time.monotonic() + timeout
+        cpu = self.cpu_s()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            cpu, before = self.cpu_s(), cpu
+            if cpu - before < 0.02:  # under 4 % of a core: idle
+                return
+        raise SystemExit(f"gateway still busy {timeout:.0f} s after starting")
+
     def stop(self) -> None:
         assert self.proc is not None
+        self.note_peaks()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
 
+    def children(self) -> list[int]:
+        assert self.proc is not None
+        out = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            out += [int(pid) for pid in (task / "children").read_text().split()]
+        return out
+
     def cpu_s(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        fields = _stat(self.proc.pid)
+        ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        for child in self.children():
+            with contextlib.suppress(FileNotFoundError):
+                ticks += sum(int(f) for f in _stat(child)[11:13])
+        return ticks / CLK_TCK
 
-    def peak_rss_mb(self) -> float:
+    def note_peaks(self) -> None:
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        roles = {self.proc.pid: "gateway"}
+        for child in self.children():
+            with contextlib.suppress(FileNotFoundError):
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+                roles[child] = "sink" if b"gateway.sinks.process" in cmd else f"child {child}"
+        for pid, role in roles.items():
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        mb = int(line.split()[1]) / 1024
+                        self.peak_mb[role] = max(self.peak_mb.get(role, 0.0), mb)
+
+    def peak_rss_line(self) -> str:
+        if list(self.peak_mb) == ["gateway"]:
+            return f"peak RSS   gateway process: {self.peak_mb['gateway']:.0f} MB"
+        parts = " + ".join(f"{role} process {mb:.0f} MB" for role, mb in self.peak_mb.items())
+        return (f"peak RSS   {parts} = {sum(self.peak_mb.values()):.0f} MB "
+                "(sum of each process's peak)")
 
 
 def stored(influx: InfluxDB1) -> int:
@@ -176,8 +233,13 @@ def main() -> None:
     ap.add_argument("--phases", default="ceiling,fixed,burst,backlog",
                     help="comma-separated subset of ceiling,fixed,burst,backlog")
     ap.add_argument("--log", type=Path, help="copy the gateway's log here at the end")
+    ap.add_argument("--sink-process", action="store_true",
+                    help="sinks.influxdb.separate_process: true (the sink in its own process)")
     args = ap.parse_args()
     phases = set(args.phases.split(","))
+    where = "in its own process" if args.sink_process else "in the gateway process"
+    print(f"setup      InfluxDB sink {where}; CPU is summed over all gateway processes; "
+          f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = Mosquitto(tmp / "mqtt").start()
@@ -194,15 +256,15 @@ def main() -> None:
                 "site": SITE, "data_dir": str(tmp / "data"),
                 "sources": {"mqtt": {"url": broker.url, "topics": [f"satoyama/{SITE}/+/up"],
                                      "client_id": "bench-gateway"}},
-                "sinks": {"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama"}},
+                "sinks": {"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama",
+                                       "separate_process": args.sink_process}},
             }))
             gw = GatewayProcess(config, tmp / "gateway.log")
             gw.start()
-            time.sleep(2.0)
+            gw.wait_started()
             pubs = Publishers(broker)
             total = 0
 
-            rss = 0.0
             if "fixed" in phases:
                 n = int(2000 * args.seconds)
                 cpu0, t0 = gw.cpu_s(), time.perf_counter()
@@ -225,7 +287,7 @@ def main() -> None:
                 print(f"burst      {n:,} msgs: {n / (t1 - t0):,.0f} msg/s end to end{share}, "
                       f"{cpu / n * 1e3:.3f} ms CPU/msg, "
                       f"stored {stored(influx) - (total - n)} of {n}")
-            rss = gw.peak_rss_mb()
+            gw.note_peaks()
 
             if "backlog" in phases:  # published while the gateway is down
                 gw.stop()
@@ -238,11 +300,12 @@ def main() -> None:
                 print(f"backlog    {n:,} msgs queued in the broker: drained at "
                       f"{n / (t1 - t0):,.0f} msg/s (incl. start-up), "
                       f"stored {stored(influx) - (total - n)} of {n}")
-                rss = max(rss, gw.peak_rss_mb())
+                gw.note_peaks()
             pubs.close()
             gw.stop()
-            print(f"peak RSS   gateway process: {rss:.0f} MB")
-            print(f"total      {stored(influx):,} of {total:,} messages in InfluxDB")
+            print(gw.peak_rss_line())
+            print(f"total      {stored(influx):,} of {total:,} messages in InfluxDB; load "
+                  f"average {os.getloadavg()[0]:.2f} at end")
             if args.log:
                 shutil.copy(tmp / "gateway.log", args.log)
         finally:
