@@ -257,7 +257,8 @@ def main() -> None:
                 "sources": {"mqtt": {"url": broker.url, "topics": [f"satoyama/{SITE}/+/up"],
                                      "client_id": "bench-gateway"}},
                 "sinks": {"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama",
-                                       "separate_process": args.sink_process}},
+                                       **({"separate_process": True} if args.sink_process
+                                          else {})}},
             }))
             gw = GatewayProcess(config, tmp / "gateway.log")
             gw.start()
