@@ -56,6 +56,30 @@ class _Pending:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
+class _RecentTimes:
+    """A node's last RECENT_TIMES timestamps, all distinct (``_distinct_time`` makes them
+    so): in arrival order, as a set for the tie test, and their maximum."""
+
+    __slots__ = ("latest", "order", "times")
+
+    def __init__(self) -> None:
+        self.order: deque[int] = deque()
+        self.times: set[int] = set()
+        self.latest = 0
+
+    def add(self, time_ns: int) -> None:
+        order = self.order
+        if not order or time_ns > self.latest:
+            self.latest = time_ns
+        order.append(time_ns)
+        self.times.add(time_ns)
+        if len(order) > RECENT_TIMES:
+            gone = order.popleft()
+            self.times.discard(gone)
+            if gone == self.latest:  # the newest is older than this one: look again
+                self.latest = max(order)
+
+
 class _LossTracker:
     """Packet loss from sequence gaps over the last LOSS_WINDOW packets of each node."""
 
@@ -109,7 +133,7 @@ class Pipeline:
         self._formats: dict[str, str] = {}
         self._pending = _Pending()
         self._loss = _LossTracker()
-        self._recent_times: dict[str, deque[int]] = {}
+        self._recent_times: dict[str, _RecentTimes] = {}
         self._boot_id = boot_id()
         self._had_held = bool(store.held_packets())
         self.totals: dict[str, int] = {}
@@ -205,16 +229,14 @@ class Pipeline:
         """
         recent = self._recent_times.get(rec.node)
         if recent is None:
-            recent = self._recent_times[rec.node] = deque(maxlen=RECENT_TIMES)
+            recent = self._recent_times[rec.node] = _RecentTimes()
         if rec.time_source == "node":
             # A node's own times may arrive out of order (late, replayed): move only on a tie.
-            while rec.time_ns in recent:
+            while rec.time_ns in recent.times:
                 rec.time_ns += 1
-        elif recent:
-            latest = max(recent)
-            if rec.time_ns <= latest:
-                rec.time_ns = latest + 1
-        recent.append(rec.time_ns)
+        elif recent.order and rec.time_ns <= recent.latest:
+            rec.time_ns = recent.latest + 1
+        recent.add(rec.time_ns)
 
     @property
     def pending_packets(self) -> int:

@@ -14,6 +14,7 @@ forever.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -62,14 +63,7 @@ def decode_native_message(
     - Anything :func:`decode_native` refuses (``bad_json``, ``schema``, ``bad_length``) is
       returned as its Rejection, with the payload as received.
     """
-    from_topic = native_topic(topic)
-    topic_site, topic_node = from_topic if from_topic else (None, None)
-    if topic_site is not None and not _NAME.match(topic_site):
-        # Only a problem if the body does not name its site; decide after decoding.
-        site_default: str | None = None
-    else:
-        site_default = topic_site or default_site
-
+    topic_site, topic_node, site_default = _topic_sites(topic, default_site)
     result = decode_native(payload, default_site=site_default)
     if (
         isinstance(result, Rejection)
@@ -93,6 +87,17 @@ def decode_native_message(
             result.raw, NATIVE_FORMAT, result.node, result.seq,
         )]
     return [result]
+
+
+@functools.lru_cache(maxsize=4096)  # the same few topics, one per node, come again and again
+def _topic_sites(topic: str, default_site: str) -> tuple[str | None, str | None, str | None]:
+    """(site level, node level, the site a body without one gets) of a native topic."""
+    from_topic = native_topic(topic)
+    topic_site, topic_node = from_topic if from_topic else (None, None)
+    if topic_site is not None and not _NAME.match(topic_site):
+        # Only a problem if the body does not name its site; decide after decoding.
+        return topic_site, topic_node, None
+    return topic_site, topic_node, topic_site or default_site
 
 
 def _with_topic_node(

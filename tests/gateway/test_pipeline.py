@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from firmware_bridge.frame import encode_frame
 from gateway.clock import ClockMonitor
-from gateway.pipeline.ingest import Pipeline
+from gateway.packet import Record
+from gateway.pipeline.ingest import RECENT_TIMES, Pipeline
 from gateway.pipeline.validate import Policy
 from gateway.store.sqlite import Store
 
@@ -103,3 +108,30 @@ def test_a_nodes_records_never_share_a_timestamp(tmp_path: Path) -> None:
         (t,), (t + 1,), (t + 2,), (t - 100 * 10**9,)]  # a late older one keeps its time
     assert store.execute("SELECT time_ns FROM packet WHERE node='n5' ORDER BY seq") == [
         (now,), (now + 1,), (now + 2,)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 40) | st.integers(0, 10**6)),
+                max_size=300))
+@example([(False, 1000)] + [(True, i) for i in range(70)] + [(False, 5)])  # max leaves
+def test_distinct_times_match_a_plain_window_of_the_last_64(
+    arrivals: list[tuple[bool, int]],
+) -> None:
+    """The kept maximum and tie set give the times that a plain 64-entry window, scanned
+    on every record, gives: node times move only on a tie, others go past the newest."""
+    pipeline = Pipeline.__new__(Pipeline)
+    pipeline._recent_times = {}
+    window: deque[int] = deque(maxlen=RECENT_TIMES)
+    for from_node, t in arrivals:
+        expected = t
+        if from_node:
+            while expected in window:
+                expected += 1
+        elif window and expected <= max(window):
+            expected = max(window) + 1
+        window.append(expected)
+        rec = Record(time_ns=t, received_ns=t, site="s", plot="p", node="n1", seq=None,
+                     digest=b"", source="t", format="t",
+                     time_source="node" if from_node else "gateway", readings={})
+        pipeline._distinct_time(rec)
+        assert rec.time_ns == expected
