@@ -52,16 +52,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 
 import urllib3
 
-from gateway.config.models import InfluxDBSinkConfig
 from gateway.packet import Rejection
 from gateway.sinks.line_protocol import LineProtocolError, RowEncoder, encode_point
 from gateway.sinks.retry import RetryPolicy, parse_retry_after
 from gateway.store.sqlite import OUTBOX_TABLES, QuarantineEntry, Store
+
+if TYPE_CHECKING:  # a sink process gets its settings as plain data (gateway/sinks/process.py)
+    from gateway.config.models import InfluxDBSinkConfig
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from gateway.config.models import InfluxDBSinkConfig
+if TYPE_CHECKING:  # the child does not import the configuration model (~13 MB)
+    from gateway.config.models import InfluxDBSinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,43 @@ class SinkProcess:
             proc.wait()
 
 
+@dataclass(frozen=True)
+class _Secret:
+    value: str
+
+    def get_secret_value(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "_Secret('**********')"
+
+
+@dataclass(frozen=True)
+class _ChildSettings:
+    """The sink's settings as the parent validated them (InfluxDBSinkConfig), as plain
+    data: what :class:`InfluxSink` and its writers read of them."""
+
+    url: str
+    api: str
+    org: str | None
+    bucket: str | None
+    database: str | None
+    token: _Secret | None
+    token_file: Path | None
+    batch_size: int
+    flush_interval_s: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _ChildSettings:
+        token, token_file = data.get("token"), data.get("token_file")
+        return cls(
+            url=data["url"], api=data["api"], org=data.get("org"), bucket=data.get("bucket"),
+            database=data.get("database"), token=_Secret(token) if token else None,
+            token_file=Path(token_file) if token_file else None,
+            batch_size=int(data["batch_size"]), flush_interval_s=float(data["flush_interval_s"]),
+        )
+
+
 def _child_main() -> int:
     from gateway.sinks.influxdb import InfluxSink
 
@@ -147,7 +186,8 @@ def _child_main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, after its last commit
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     parent = os.getppid()
-    cfg = InfluxDBSinkConfig.model_validate(settings["sink"])
+    # Read by attribute only, like the model the parent validated them with.
+    cfg = cast("InfluxDBSinkConfig", _ChildSettings.from_json(settings["sink"]))
     sink = InfluxSink(Path(settings["store"]), cfg, gateway_id=settings["gateway_id"],
                       stop_timeout_s=settings["stop_timeout_s"])
     sink.start()

@@ -8,6 +8,7 @@ stopped cleanly (the sink process ends too): every reading is in InfluxDB exactl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -102,3 +103,26 @@ def test_sink_process_survives_kills_and_stores_every_reading_once(
     assert "ended with code" in text  # the killed sink process was noticed
     assert "the gateway process is gone" in text
     assert "Traceback" not in text
+
+
+def test_the_sink_process_gets_the_settings_the_gateway_validated(tmp_path: Path) -> None:
+    """What the child reads of its settings, as plain data (it does not import the model),
+    is what the parent's validated model holds, the token included."""
+    from gateway.config.models import InfluxDBSinkConfig
+    from gateway.sinks.influxdb import read_token
+    from gateway.sinks.process import _ChildSettings, child_settings
+
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    for cfg in (
+        InfluxDBSinkConfig(url="https://influx.example:8086", org="o", bucket="b",
+                           token="s3cret", batch_size=700, flush_interval_s=0.5),
+        InfluxDBSinkConfig(url="http://localhost:8086", api="v1", database="farm",
+                           token_file=token_file),
+    ):
+        plain = _ChildSettings.from_json(json.loads(json.dumps(child_settings(cfg))))
+        for name in ("url", "api", "org", "bucket", "database", "token_file", "batch_size",
+                     "flush_interval_s"):
+            assert getattr(plain, name) == getattr(cfg, name), name
+        assert read_token(plain) == read_token(cfg)  # type: ignore[arg-type]
+        assert "s3cret" not in repr(plain)
