@@ -16,14 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.clock import ClockMonitor
 from gateway.config import Settings
 from gateway.packet import Record
 from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
-from gateway.sinks.influxdb import InfluxSink
 from gateway.sinks.mqtt_alerts import MqttAlertPublisher
 from gateway.sinks.process import SinkProcess
 from gateway.sources.items import SourceQueue
@@ -35,6 +34,9 @@ from rules.alert import AlertEvent
 from rules.notify.dispatcher import Notifier
 from rules.runner import RulesRunner
 from rules.wiring import build_runner
+
+if TYPE_CHECKING:
+    from gateway.sinks.influxdb import InfluxSink
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +150,14 @@ class Gateway:
         self.sinks: list[InfluxSink | SinkProcess | Notifier | MqttAlertPublisher] = []
         influx_cfg = settings.sinks.influxdb
         if influx_cfg is not None and influx_cfg.enabled:
-            sink_class = SinkProcess if influx_cfg.separate_process else InfluxSink
-            self.sinks.append(
-                sink_class(store_path(settings), influx_cfg, gateway_id=settings.gateway_id)
-            )
+            if influx_cfg.separate_process:
+                self.sinks.append(SinkProcess(store_path(settings), influx_cfg,
+                                              gateway_id=settings.gateway_id))
+            else:
+                from gateway.sinks.influxdb import InfluxSink  # HTTP client where it runs
+
+                self.sinks.append(InfluxSink(store_path(settings), influx_cfg,
+                                             gateway_id=settings.gateway_id))
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(
                 Notifier(store_path(settings), settings.notifications, settings.tzinfo))
