@@ -314,7 +314,7 @@ class InfluxDBSinkConfig(_Section):
         default=False,
         description="Run this sink in a process of its own, on another core than the MQTT "
         "reader and the pipeline: more messages per second on a multi-core machine, for "
-        "about 45 MB more memory (docs/influxdb.md).",
+        "about 27 MB more memory (docs/influxdb.md).",
     )
 
     @field_validator("url")

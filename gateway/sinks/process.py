@@ -4,7 +4,7 @@ The sink already reads the outbox through its own SQLite connection and keeps it
 cursor, so it needs nothing from the gateway process but the file name and its settings.
 In its own process it runs on the other core instead of sharing one interpreter lock
 with the MQTT reader and the pipeline: at full speed the gateway then stores 10-30 % more
-messages per second, for ~45 MB more memory (docs/mqtt.md, "Performance"). The
+messages per second, for ~27 MB more memory (docs/mqtt.md, "Performance"). The
 guarantees are the sink's own and do not change: the cursor moves only after the server
 accepted a batch, so a sink process that dies, or is killed with the gateway, leaves its
 rows in the outbox for the next one.
