@@ -630,12 +630,7 @@ class _Client(mqtt.Client):
                 pos, topic, mid, payload = parsed
                 self._rpos = pos
                 handled += 1
-                try:
-                    handler(topic, payload, 1, mid)
-                except Exception as err:
-                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
-                    if not self.suppress_exceptions:
-                        raise
+                self._call_handler(handler, topic, payload, mid)
         if not handled:
             return super()._packet_read()
         with self._msgtime_mutex:
@@ -654,13 +649,18 @@ class _Client(mqtt.Client):
         except (IndexError, ValueError):  # paho's own path reports it as it always does
             return super()._handle_publish()
         with self._in_callback_mutex:
-            try:
-                handler(topic, payload, 1, mid)
-            except Exception as err:
-                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
-                if not self.suppress_exceptions:
-                    raise
+            self._call_handler(handler, topic, payload, mid)
         return mqtt.MQTT_ERR_SUCCESS
+
+    def _call_handler(self, handler: Callable[[str, bytes, int, int], None], topic: str,
+                      payload: bytes, mid: int) -> None:
+        """Hand one QoS 1 message over, reporting a handler's error as paho does."""
+        try:
+            handler(topic, payload, 1, mid)
+        except Exception as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+            if not self.suppress_exceptions:
+                raise
 
     def _sock_recv(self, bufsize: int) -> bytes:
         pos = self._rpos

@@ -19,14 +19,6 @@ from servers.mosquitto import Mosquitto
 from servers.mqtt_publisher import Publisher, native_uplink, publish_uplinks
 
 
-def influx_count(influx: InfluxDB1, sql: str) -> int:
-    res = influx.query(sql, db="satoyama")
-    try:
-        return int(res["results"][0]["series"][0]["values"][0][1])
-    except (KeyError, IndexError):
-        return 0
-
-
 def test_mqtt_to_influxdb_survives_a_database_outage_and_a_gateway_kill(
     tmp_path: Path, write_config
 ) -> None:
@@ -50,7 +42,7 @@ def test_mqtt_to_influxdb_survives_a_database_outage_and_a_gateway_kill(
         with Publisher(broker.url) as pub:
             streamer = threading.Thread(target=publish_uplinks, args=(pub, 0, n))
             streamer.start()
-            wait_for(lambda: influx_count(influx, readings) >= 500, 30, "first points")
+            wait_for(lambda: influx.count(readings, "satoyama") >= 500, 30, "first points")
             influx.stop()                       # the database goes away mid-stream
             wait_for(lambda: counter(db, "stored") >= 2500, 30, "stored during the outage")
             time.sleep(1.0)
@@ -61,7 +53,7 @@ def test_mqtt_to_influxdb_survives_a_database_outage_and_a_gateway_kill(
             proc = start_gateway(config, log)
             streamer.join(60)
             pub.finish(60)
-        wait_for(lambda: influx_count(influx, readings) >= n, 60, "every reading in InfluxDB")
+        wait_for(lambda: influx.count(readings, "satoyama") >= n, 60, "every reading in InfluxDB")
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
@@ -71,9 +63,9 @@ def test_mqtt_to_influxdb_survives_a_database_outage_and_a_gateway_kill(
         broker.stop()
 
     try:
-        assert influx_count(influx, readings) == n
-        assert influx_count(influx, "SELECT count(temperature_c) FROM reading") == n
-        assert influx_count(influx, "SELECT count(battery_v) FROM device") == n
+        assert influx.count(readings, "satoyama") == n
+        assert influx.count("SELECT count(temperature_c) FROM reading", "satoyama") == n
+        assert influx.count("SELECT count(battery_v) FROM device", "satoyama") == n
         # Tags and fields as DESIGN.md, checked on one known uplink.
         (node, seq), _topic, _body = native_uplink(1234)
         res = influx.query(
@@ -132,6 +124,6 @@ def test_replay_delivers_to_influxdb_and_keeps_what_it_could_not_send(
         counts = json.loads(up.stdout)
         assert (counts.get("stored", 0), counts["duplicates"]) == (0, 1000)
         assert counts["influxdb.written"] == 3000  # the backlog: 2 reading rows + 1 device each
-        assert influx_count(influx, "SELECT count(temperature_c) FROM reading") == 1000
+        assert influx.count("SELECT count(temperature_c) FROM reading", "satoyama") == 1000
     finally:
         influx.stop()

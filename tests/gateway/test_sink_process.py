@@ -40,11 +40,7 @@ def alive(pid: int) -> bool:
 
 
 def points(influx: InfluxDB1) -> int:
-    res = influx.query("SELECT count(temperature_c) FROM reading", db="satoyama")
-    try:
-        return int(res["results"][0]["series"][0]["values"][0][1])
-    except (KeyError, IndexError):
-        return 0
+    return influx.count("SELECT count(temperature_c) FROM reading", "satoyama")
 
 
 def test_sink_process_survives_kills_and_stores_every_reading_once(

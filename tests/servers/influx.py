@@ -118,6 +118,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         results = self.query(q, db)["results"]
         return list(results[0].get("series", [])) if results else []
 
+    def count(self, q: str, db: str) -> int:
+        """The number a ``SELECT count(...)`` returns; 0 while there is no data yet."""
+        try:
+            return int(self.series(q, db)[0]["values"][0][1])
+        except (KeyError, IndexError):
+            return 0
+
     def create_database(self, name: str) -> None:
         self.query(f'CREATE DATABASE "{name}"')
 
