@@ -117,8 +117,7 @@ def _load(path: Path | None, env: Mapping[str, str]) -> tuple[Settings | None, l
             )
 
     _merge_environment(data, env, ctx)
-    # Non-text keys cannot be keyword arguments, and BaseSettings would take `_env_file`
-    # and friends as options instead of refusing them.
+    # Non-text keys cannot be keyword arguments, and underscore keys are not fields.
     for key in [k for k in data if not isinstance(k, str) or k.startswith("_")]:
         allowed = ", ".join(Settings.model_fields)
         ctx.add((str(key),), f"unknown key {key!r}", f"allowed keys here: {allowed}")
