@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,25 +54,11 @@ def stored_points(store: Store, table: str
     return out
 
 
-@pytest.fixture(scope="module")
-def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
-    db = InfluxDB1(tmp_path_factory.mktemp("influxdb")).start()
-    yield db
-    db.stop()
-
-
 @pytest.fixture
 def database(influx: InfluxDB1, request: pytest.FixtureRequest) -> str:
     name = request.node.name.replace("[", "_").replace("]", "")[:60]
     influx.create_database(name)
     return name
-
-
-@pytest.fixture(scope="module")
-def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path_factory.mktemp("vm")).start()
-    yield server
-    server.stop()
 
 
 # --------------------------------------------------------------------------- happy paths

@@ -4,10 +4,8 @@ and its transitions in a real InfluxDB 1.x (the `alert` measurement Grafana read
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from outbox_data import sink, v1_config
 from servers.influx import InfluxDB1
 
@@ -140,13 +138,6 @@ def test_backtest_replays_stored_history_through_the_rules(tmp_path: Path, capsy
     # and the same history backtested twice gives the same answer
     assert main(["rules", "backtest", "-c", str(config), "--json"]) == 0
     assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == events
-
-
-@pytest.fixture(scope="module")
-def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
-    db = InfluxDB1(tmp_path_factory.mktemp("influxdb")).start()
-    yield db
-    db.stop()
 
 
 def test_alert_transitions_are_written_to_influxdb_with_string_state_and_message(
