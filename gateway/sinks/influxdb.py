@@ -58,6 +58,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 
 from gateway.packet import Rejection
+from gateway.sinks.lifecycle import stop_worker
 from gateway.sinks.line_protocol import LineProtocolError, RowEncoder, encode_point
 from gateway.sinks.retry import RetryPolicy, parse_retry_after
 from gateway.store.sqlite import OUTBOX_TABLES, QuarantineEntry, Store
@@ -348,14 +349,9 @@ class InfluxSink:
         """
         timeout = self.stop_timeout_s if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
-        self._stop.set()
-        if self._thread is None:
-            self.close()
-            return
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("sink %s: a write was still in flight at shutdown; it will be sent "
-                        "again at the next start", self.name)
+        stop_worker(self._thread, self._stop, timeout, self.close, log,
+                    f"sink {self.name}: a write was still in flight at shutdown; it will be "
+                    "sent again at the next start")
 
     def close(self) -> None:
         """Close the writer and the store connection (the thread does this when it ends)."""

@@ -30,6 +30,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from gateway.config.notifications import NotificationsConfig
+from gateway.sinks.lifecycle import stop_worker
 from gateway.sinks.retry import Backoff
 from gateway.store.sqlite import Store
 from rules.alert import AlertEvent
@@ -91,14 +92,9 @@ class Notifier:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Finish the send in flight (up to ``timeout``) and stop; unsent messages stay
         queued for the next start."""
-        self._stop.set()
-        if self._thread is None:
-            self.close()
-            return
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("notifier: a send was still in flight at shutdown; if the service "
-                        "took it, it is sent again at the next start")
+        stop_worker(self._thread, self._stop, timeout, self.close, log,
+                    "notifier: a send was still in flight at shutdown; if the service "
+                    "took it, it is sent again at the next start")
 
     def close(self) -> None:
         if not self._closed:
