@@ -23,7 +23,7 @@ BAD_HEX: Final = "bad_hex"
 # REYAX RYLR module lines
 BAD_RYLR: Final = "bad_rylr"
 LENGTH_MISMATCH: Final = "length_mismatch"
-# Native JSON lines
+# Native JSON lines (and rtl_433 JSON events)
 BAD_JSON: Final = "bad_json"
 SCHEMA: Final = "schema"
 
@@ -31,16 +31,19 @@ REASONS: Final[dict[str, str]] = {
     GARBAGE: "bytes skipped while looking for a frame's sync word (count in the detail)",
     BAD_SYNC: "a single frame (frame-hex) that does not start with the sync word A5 5A",
     BAD_LENGTH: "LEN outside 5..250, too small for the flags, not matching the buffer, "
-    "a reading cut by the end of the frame, or an over-long line",
+    "a reading cut by the end of the frame, or an over-long line; an empty or over-long "
+    "Cayenne LPP payload",
     BAD_CRC: "CRC-16/CCITT-FALSE over LEN..tag does not match",
-    TRUNCATED: "frame ends early: the next frame's sync starts inside its span, or input ended",
+    TRUNCATED: "frame ends early: the next frame's sync starts inside its span, or input ended; "
+    "a Cayenne LPP value cut by the end of the payload",
     UNSUPPORTED_VERSION: "protocol version nibble is not 1, or a reserved flag bit is set",
-    UNKNOWN_READING_TYPE: "a reading TYPE byte not in the type table",
+    UNKNOWN_READING_TYPE: "a reading TYPE byte not in the type table (frames or Cayenne LPP)",
     BAD_CHANNEL: "a reading CHANNEL byte above 250, or battery on a channel other than 0",
-    DUPLICATE_READING: "the same (type, channel) twice in one frame",
+    DUPLICATE_READING: "the same (type, channel) twice in one frame or LPP payload",
     BAD_HEX: "frame-hex or RYLR data is not an even number of hex digits",
     BAD_RYLR: "a +RCV line without 5 well-formed fields, or a line that is no module output",
     LENGTH_MISMATCH: "RYLR <len> differs from the number of data characters",
-    BAD_JSON: "native line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
-    SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp)",
+    BAD_JSON: "native or rtl_433 line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
+    SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp); an "
+    "rtl_433 event without model or id, or with a non-number reading",
 }
