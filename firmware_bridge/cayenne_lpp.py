@@ -42,10 +42,15 @@ Refusals (never an exception): ``bad_length`` (empty or over-long payload),
 after it can be read), ``truncated`` (a value cut by the end of the payload),
 ``duplicate_reading`` (the same channel and type twice). TTN's Cayenne *downlink* format
 (channel + 2-byte value, no type) is a different layout and is refused as uplink.
+
+``lpp-hex`` replay lines are ``<node> <hex payload>`` (whitespace between, hex in either
+case); a line that is not two such fields is ``bad_lpp_line``, odd or non-hex digits
+``bad_hex``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,6 +59,8 @@ from gateway.packet import Packet, Rejection, sensor_for_channel
 from . import reasons
 
 FORMAT: Final = "lpp"
+LINE_FORMAT: Final = "lpp-hex"
+_NODE = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # the native contract's node names
 MAX_PAYLOAD: Final = 242  # largest LoRaWAN FRMPayload (DR with 242-byte N)
 
 
@@ -115,35 +122,35 @@ def _scaled(raw: int, resolution: float) -> float:
     return raw / round(1 / resolution) if resolution < 1 else float(raw * resolution)
 
 
-def parse_lpp(payload: bytes) -> list[LppItem] | Rejection:
+def parse_lpp(payload: bytes, fmt: str = FORMAT) -> list[LppItem] | Rejection:
     """Every (channel, type, value) of an LPP uplink, in order, or the first refusal."""
     raw = bytes(payload)
     if not raw:
-        return Rejection(reasons.BAD_LENGTH, "empty payload", raw, FORMAT)
+        return Rejection(reasons.BAD_LENGTH, "empty payload", raw, fmt)
     if len(raw) > MAX_PAYLOAD:
         return Rejection(reasons.BAD_LENGTH, f"payload of {len(raw)} bytes > {MAX_PAYLOAD}",
-                         raw, FORMAT)
+                         raw, fmt)
     items: list[LppItem] = []
     seen: set[tuple[int, int]] = set()
     i = 0
     while i < len(raw):
         if i + 2 > len(raw):
             return Rejection(reasons.TRUNCATED, f"byte {i}: channel without a type byte",
-                             raw, FORMAT)
+                             raw, fmt)
         channel, type_id = raw[i], raw[i + 1]
         kind = TYPES.get(type_id)
         if kind is None:
             return Rejection(reasons.UNKNOWN_READING_TYPE,
                              f"byte {i + 1}: type 0x{type_id:02x} (channel {channel})",
-                             raw, FORMAT)
+                             raw, fmt)
         start = i + 2
         if start + kind.size > len(raw):
             return Rejection(reasons.TRUNCATED,
                              f"byte {i}: {kind.name} needs {kind.size} bytes, "
-                             f"{len(raw) - start} left", raw, FORMAT)
+                             f"{len(raw) - start} left", raw, fmt)
         if (channel, type_id) in seen:
             return Rejection(reasons.DUPLICATE_READING,
-                             f"channel {channel} {kind.name} given twice", raw, FORMAT)
+                             f"channel {channel} {kind.name} given twice", raw, fmt)
         seen.add((channel, type_id))
         values = []
         for size, resolution, signed in kind.axes:
@@ -157,10 +164,10 @@ def parse_lpp(payload: bytes) -> list[LppItem] | Rejection:
 
 def decode_lpp(payload: bytes, node: str, *, site: str | None = None,
                seq: int | None = None, rssi_dbm: float | None = None,
-               snr_db: float | None = None) -> Packet | Rejection:
+               snr_db: float | None = None, fmt: str = FORMAT) -> Packet | Rejection:
     """An LPP uplink from ``node`` -> Packet (readings keyed by (quantity, ``ch<N>``)),
     or Rejection. Envelope fields (seq = LoRaWAN FCnt, radio levels) are passed through."""
-    parsed = parse_lpp(payload)
+    parsed = parse_lpp(payload, fmt)
     raw = bytes(payload)
     if isinstance(parsed, Rejection):
         parsed.node, parsed.seq = node, seq
@@ -173,5 +180,23 @@ def decode_lpp(payload: bytes, node: str, *, site: str | None = None,
         else:
             readings[(item.type.quantity, sensor_for_channel(f"ch{item.channel}"))] = \
                 item.values[0]
-    return Packet(node=node, seq=seq, readings=readings, format=FORMAT, raw=raw, site=site,
+    return Packet(node=node, seq=seq, readings=readings, format=fmt, raw=raw, site=site,
                   rssi_dbm=rssi_dbm, snr_db=snr_db, unknown_fields=tuple(unknown))
+
+
+def decode_lpp_hex_line(line: bytes, *, default_site: str | None = None) -> Packet | Rejection:
+    """One ``lpp-hex`` replay line ``<node> <hex>`` -> Packet or Rejection. The whole line
+    is the evidence (``raw``): it names the node, which the payload alone does not."""
+    raw = bytes(line).strip()
+    fields = raw.split()
+    if len(fields) != 2 or not _NODE.match(fields[0]):
+        return Rejection(reasons.BAD_LPP_LINE, f"{len(fields)} fields; expected <node> <hex>",
+                         raw, LINE_FORMAT)
+    node = fields[0].decode("ascii")
+    try:
+        payload = bytes.fromhex(fields[1].decode("ascii"))
+    except ValueError as e:  # UnicodeDecodeError is a ValueError
+        return Rejection(reasons.BAD_HEX, str(e)[:200], raw, LINE_FORMAT, node)
+    result = decode_lpp(payload, node, site=default_site, fmt=LINE_FORMAT)
+    result.raw = raw
+    return result

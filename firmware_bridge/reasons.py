@@ -23,6 +23,8 @@ BAD_HEX: Final = "bad_hex"
 # REYAX RYLR module lines
 BAD_RYLR: Final = "bad_rylr"
 LENGTH_MISMATCH: Final = "length_mismatch"
+# Cayenne LPP replay lines
+BAD_LPP_LINE: Final = "bad_lpp_line"
 # Native JSON lines (and rtl_433 JSON events)
 BAD_JSON: Final = "bad_json"
 SCHEMA: Final = "schema"
@@ -40,9 +42,10 @@ REASONS: Final[dict[str, str]] = {
     UNKNOWN_READING_TYPE: "a reading TYPE byte not in the type table (frames or Cayenne LPP)",
     BAD_CHANNEL: "a reading CHANNEL byte above 250, or battery on a channel other than 0",
     DUPLICATE_READING: "the same (type, channel) twice in one frame or LPP payload",
-    BAD_HEX: "frame-hex or RYLR data is not an even number of hex digits",
+    BAD_HEX: "frame-hex, RYLR or lpp-hex data is not an even number of hex digits",
     BAD_RYLR: "a +RCV line without 5 well-formed fields, or a line that is no module output",
     LENGTH_MISMATCH: "RYLR <len> differs from the number of data characters",
+    BAD_LPP_LINE: "an lpp-hex replay line that is not <node> <hex payload>",
     BAD_JSON: "native or rtl_433 line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
     SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp); an "
     "rtl_433 event without model or id, or with a non-number reading",

@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_simulate)
 
     sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")
-    sp.add_argument("--format", required=True, choices=["native", "frame-hex", "rylr", "frame"])
+    sp.add_argument("--format", required=True,
+                    choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433"])
     sp.add_argument("files", nargs="+")
     with_config(sp)
     with_data_dir(sp)

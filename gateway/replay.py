@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.pipeline.ingest import Pipeline
 from gateway.sinks.influxdb import InfluxSink, WriteError
 
-REPLAY_FORMATS = ("native", "frame-hex", "rylr", "frame")
+REPLAY_FORMATS = ("native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433")
 CHUNK = 1 << 16
 
 

@@ -1,7 +1,8 @@
 """Turn a source's byte stream into decoded items, by the source's configured format.
 
 Binary frames go through the resynchronising :class:`firmware_bridge.frame.Deframer`;
-line formats (JSON lines, RYLR ``+RCV=`` lines, hex frames) are split on newlines here with
+line formats (JSON lines, RYLR ``+RCV=`` lines, hex frames, ``<node> <hex>`` Cayenne LPP
+lines, rtl_433 JSON events) are split on newlines here with
 a bounded line length, so a receiver spewing garbage without newlines cannot grow memory.
 """
 
@@ -10,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from firmware_bridge.cayenne_lpp import decode_lpp_hex_line
 from firmware_bridge.frame import Deframer
 from firmware_bridge.hexline import decode_frame_hex
 from firmware_bridge.native import decode_native
+from firmware_bridge.rtl433 import decode_rtl433_line
 from firmware_bridge.rylr import decode_rylr_line
 from gateway.packet import Packet, Rejection
 
 Item = Packet | Rejection
-STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex")
+STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex", "lpp-hex", "rtl433")
 MAX_LINE: Final = 8192
 
 
@@ -83,4 +86,10 @@ def stream_decoder(fmt: str, *, default_site: str | None = None) -> StreamDecode
         return LineStream("rylr", decode_rylr_line)
     if fmt == "frame-hex":
         return LineStream("frame-hex", decode_frame_hex)
+    if fmt == "lpp-hex":
+        return LineStream("lpp-hex",
+                          lambda line: decode_lpp_hex_line(line, default_site=default_site))
+    if fmt == "rtl433":
+        return LineStream("rtl433",
+                          lambda line: decode_rtl433_line(line, default_site=default_site))
     raise ValueError(f"unknown stream format {fmt!r}; use one of {', '.join(STREAM_FORMATS)}")

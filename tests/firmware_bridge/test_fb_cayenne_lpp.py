@@ -19,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge import reasons
-from firmware_bridge.cayenne_lpp import MAX_PAYLOAD, TYPES, LppItem, decode_lpp, parse_lpp
+from firmware_bridge.cayenne_lpp import (
+    MAX_PAYLOAD,
+    TYPES,
+    LppItem,
+    decode_lpp,
+    decode_lpp_hex_line,
+    parse_lpp,
+)
 from gateway.packet import Packet, Rejection
 
 CORPUS = (Path(__file__).resolve().parents[3] / "shared" / "corpus" / "cayenne_lpp"
@@ -162,3 +169,32 @@ def test_well_formed_payloads_always_decode(items: list[tuple[int, int, bytes]])
         return
     assert isinstance(result, list), result
     assert [(i.channel, i.type.type_id) for i in result] == [(c, t) for c, t, _ in items]
+
+
+def test_lpp_hex_line_names_the_node_and_keeps_the_line_as_evidence() -> None:
+    packet = decode_lpp_hex_line(b"  field-7 0167FFD7\r\n", default_site="hill")
+    assert isinstance(packet, Packet)
+    assert (packet.node, packet.site, packet.format) == ("field-7", "hill", "lpp-hex")
+    assert packet.readings == {("temperature_c", "ch1"): -4.1}
+    assert packet.raw == b"field-7 0167FFD7"
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"0167ffd7", reasons.BAD_LPP_LINE),
+    (b"n1 0167ffd7 extra", reasons.BAD_LPP_LINE),
+    (b"-bad 0167ffd7", reasons.BAD_LPP_LINE),
+    (b"n1 0167ffd", reasons.BAD_HEX),
+    (b"n1 0167zzd7", reasons.BAD_HEX),
+    (b"n1 \xff\xfe", reasons.BAD_HEX),
+    (b"n1 0167ff", reasons.TRUNCATED),
+])
+def test_bad_lpp_hex_lines(line: bytes, reason: str) -> None:
+    result = decode_lpp_hex_line(line)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.format, result.raw) == (reason, "lpp-hex", line)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_arbitrary_lines_never_raise(line: bytes) -> None:
+    assert isinstance(decode_lpp_hex_line(line), Packet | Rejection)

@@ -1,0 +1,99 @@
+"""`satoyama replay --format lpp-hex|rtl433` into a real SQLite store, read back by export.
+
+The rtl_433 lines are as Debian's rtl_433 22.11 printed them for the shared corpus
+(../shared/corpus/rtl433), copied here so the test runs without it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def satoyama(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, f"satoyama {args} exited {proc.returncode}:\n{proc.stderr}"
+    return proc
+
+
+def replay(fmt: str, src: Path, data: Path) -> dict[str, int]:
+    out = satoyama("replay", "--format", fmt, str(src), "--data-dir", str(data), "--json")
+    counts: dict[str, int] = json.loads(out.stdout)
+    return counts
+
+
+def export(data: Path) -> list[dict[str, str]]:
+    out = satoyama("export", "--data-dir", str(data), "--format", "csv").stdout
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def test_replay_lpp_hex_stores_channels_and_counts_refusals(tmp_path: Path) -> None:
+    src = tmp_path / "uplinks.lpp"
+    src.write_text("\n".join([
+        "lpp-1 03670110056700ff",  # Cayenne spec example: 27.2 °C on ch3, 25.5 °C on ch5
+        "lpp-1 0167011001687F",  # 27.2 °C and 63.5 % on ch1: dew point derived
+        "lpp-2 01ffff",  # unknown type
+        "lpp-2 0167f",  # odd hex
+        "lpp-3",  # no payload
+        "lpp-2 0767ff64 extra",
+    ]) + "\n")
+    first = replay("lpp-hex", src, tmp_path)
+    assert {k: v for k, v in first.items() if k == "stored" or k.startswith("rejected.")} == {
+        "stored": 2, "rejected.unknown_reading_type": 1, "rejected.bad_hex": 1,
+        "rejected.bad_lpp_line": 2}
+    again = replay("lpp-hex", src, tmp_path)
+    assert again.get("stored", 0) == 0 and again["duplicates"] == 2
+
+    rows = export(tmp_path)
+    by_sensor = {r["sensor"]: r for r in rows}
+    assert {r["node"] for r in rows} == {"lpp-1"}
+    assert sorted(by_sensor) == ["ch1", "ch3", "ch5"]
+    assert float(by_sensor["ch3"]["temperature_c"]) == 27.2
+    assert float(by_sensor["ch5"]["temperature_c"]) == 25.5
+    assert float(by_sensor["ch1"]["humidity_pct"]) == 63.5
+    assert by_sensor["ch1"]["dew_point_c"]
+    assert {(r["format"], r["time_source"]) for r in rows} == {("lpp-hex", "replay")}
+
+
+RTL433_LINES = [
+    '{"time" : "2026-11-23 09:11:36", "model" : "AmbientWeather-WH31E", "id" : 195, '
+    '"channel" : 1, "battery_ok" : 1, "temperature_C" : 12.200, "humidity" : 94, '
+    '"data" : "bc0756a7ae", "mic" : "CRC"}',
+    '{"time" : "2026-11-23 09:11:36", "model" : "Fineoffset-WH51", "id" : "006b58", '
+    '"battery_ok" : 0.778, "battery_mV" : 1400, "moisture" : 36, "boost" : 3, '
+    '"ad_raw" : 210, "mic" : "CRC"}',
+    '{"time" : "@0.284576s", "model" : "SensibleLiving-Moisture", "house_id" : 2, '
+    '"module_id" : 24621, "sensor_type" : 1, "sensor_count" : 1, "alarms" : 0, '
+    '"sensor_value" : 1000, "battery_mV" : 2960, "mic" : "CRC"}',
+    # -M time:iso:tz output: a zoned time is the node's time
+    '{"time" : "2026-07-01T13:10:00+0900", "model" : "AmbientWeather-WH31E", "id" : 68, '
+    '"channel" : 2, "battery_ok" : 1, "temperature_C" : 13.8, "humidity" : 57}',
+    # an -M stats report, not a device event
+    '{"time" : "2026-11-23 09:11:40", "enabled" : 190, "since" : "2026-11-23T09:11:36"}',
+]
+
+
+def test_replay_rtl433_stores_events_by_model_id_channel(tmp_path: Path) -> None:
+    src = tmp_path / "rtl433.jsonl"
+    src.write_text("\n".join(RTL433_LINES) + "\n")
+    first = replay("rtl433", src, tmp_path)
+    assert {k: v for k, v in first.items() if k == "stored" or k.startswith("rejected.")} == {
+        "stored": 4, "rejected.schema": 1}
+    again = replay("rtl433", src, tmp_path)
+    assert again.get("stored", 0) == 0 and again["duplicates"] == 4
+
+    rows = {r["node"]: r for r in export(tmp_path)}
+    wh31_1 = rows["AmbientWeather-WH31E:195:ch1"]
+    assert (float(wh31_1["temperature_c"]), float(wh31_1["humidity_pct"])) == (12.2, 94.0)
+    assert wh31_1["dew_point_c"] and wh31_1["time_source"] == "replay"
+    assert float(rows["Fineoffset-WH51:006b58"]["soil_moisture_pct"]) == 36.0
+    wh31_2 = rows["AmbientWeather-WH31E:68:ch2"]
+    assert (wh31_2["time"], wh31_2["time_source"]) == ("2026-07-01T04:10:00.000000000Z", "node")
+    assert {r["format"] for r in rows.values()} == {"rtl433"}
+    # The SensibleLiving probe sends only its battery: a device row, no reading row.
+    assert "SensibleLiving-Moisture:2:24621" not in rows
