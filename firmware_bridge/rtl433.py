@@ -153,7 +153,10 @@ def decode_rtl433_line(line: bytes | str, *,
         if not _is_number(value):
             return Rejection(reasons.SCHEMA, f"{key}: {value!r} is not a number", raw, FORMAT,
                              node)
-        number = convert(value)
+        try:
+            number = convert(value)
+        except OverflowError:  # a JSON integer beyond float range (Python ints are unbounded)
+            return Rejection(reasons.SCHEMA, f"{key}: number out of range", raw, FORMAT, node)
         if BY_NAME[quantity].measurement == "device":
             if quantity in device:
                 return Rejection(reasons.SCHEMA, f"{quantity} given twice ({key})", raw,

@@ -129,6 +129,8 @@ def test_unit_conversions_and_fields_kept_out_on_purpose() -> None:
     (b'{"model": "X", "id": 1, "temperature_C": "3"}', reasons.SCHEMA),
     (b'{"model": "X", "id": 1, "temperature_C": 3, "temperature_F": 40}', reasons.SCHEMA),
     (b'{"model": "X", "id": 1, "pad": "' + b"a" * 9000 + b'"}', reasons.BAD_LENGTH),
+    (b'{"model": "X", "id": 1, "temperature_C": 1' + b"0" * 400 + b"}", reasons.SCHEMA),
+    (b'{"model": "X", "id": 1, "temperature_F": -1' + b"0" * 400 + b"}", reasons.SCHEMA),
 ])
 def test_refusals(line: bytes, reason: str) -> None:
     result = decode_rtl433_line(line)
@@ -138,7 +140,8 @@ def test_refusals(line: bytes, reason: str) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**308)
+    | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=3),
     max_leaves=8)
