@@ -21,11 +21,22 @@ from servers.mqtt_publisher import Publisher, publish_uplinks
 
 
 def sink_processes(gateway_pid: int) -> list[int]:
-    """Child processes of the gateway that run gateway.sinks.process."""
+    """Child processes of the gateway that run gateway.sinks.process.
+
+    Threads and children come and go while we look (a killed sink exits, the gateway
+    starts another): one that vanished between listing and reading is simply not there.
+    """
     pids = []
     for task in Path(f"/proc/{gateway_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
             if b"gateway.sinks.process" in cmd:
                 pids.append(int(child))
     return pids
@@ -34,7 +45,7 @@ def sink_processes(gateway_pid: int) -> list[int]:
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
 
