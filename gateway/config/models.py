@@ -16,7 +16,7 @@ import re
 import socket
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -500,6 +500,29 @@ def _check_key_hex(key: SecretStr | None) -> SecretStr | None:
     return SecretStr(text.lower())
 
 
+EXTERNAL_ID_SCHEMES: Final = ("lorawan", "rtl433", "ecowitt")
+_DEV_EUI: Final = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _check_external_id(value: str) -> str:
+    """``scheme:id`` of a node in a third-party format; DevEUIs are kept lower-case."""
+    scheme, sep, ident = value.partition(":")
+    if not sep or scheme not in EXTERNAL_ID_SCHEMES or not ident.strip():
+        raise config_error(
+            f"{value!r} is not a `scheme:id` device identity",
+            "schemes: " + ", ".join(EXTERNAL_ID_SCHEMES)
+            + " (e.g. lorawan:a84041000181c61f, rtl433:Fineoffset-WH51/0d2f1a)",
+        )
+    if scheme == "lorawan":
+        ident = ident.strip().lower().replace("-", "").replace(":", "")
+        if not _DEV_EUI.match(ident):
+            raise config_error(
+                f"{value!r}: a LoRaWAN DevEUI is 16 hex digits",
+                "copy it from the network server's device page, e.g. lorawan:a84041000181c61f",
+            )
+    return f"{scheme}:{ident}"
+
+
 class DeviceConfig(_Section):
     """One field node in the device registry."""
 
@@ -526,6 +549,16 @@ class DeviceConfig(_Section):
             'write it quoted (key: "8f3a...") so YAML keeps it a string; '
             "generate one with `python -c 'import secrets; "
             "print(secrets.token_hex(16))'`"
+        ),
+    )
+    ids: list[Annotated[str, AfterValidator(_check_external_id)]] = Field(
+        default_factory=list,
+        description="Identities this node has in third-party formats, as `scheme:id`: "
+        "`lorawan:<DevEUI>` (16 hex digits), `rtl433:<model>/<id>[/<channel>]`, "
+        "`ecowitt:<station>/<channel>`. A message from one of them is stored under this "
+        "node's name (docs/formats.md).",
+        json_schema_extra=_hint(
+            'e.g. ids: ["lorawan:a84041000181c61f"] or ids: ["rtl433:Fineoffset-WH51/0d2f1a"]'
         ),
     )
     description: str | None = Field(default=None, description="Free text.")
@@ -611,6 +644,21 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _one_node_per_id(self) -> Settings:
+        seen: dict[str, str] = {}
+        for node, device in self.devices.items():
+            for ident in device.ids:
+                if ident in seen and seen[ident] != node:
+                    raise config_error(
+                        f"device identity {ident!r} is given to both {seen[ident]!r} and "
+                        f"{node!r}",
+                        "one radio device is one node: keep the identity on one of them",
+                        fields=(f"devices.{node}.ids",),
+                    )
+                seen[ident] = node
+        return self
+
+    @model_validator(mode="after")
     def _alerts_need_a_broker(self) -> Settings:
         # Only when asked for explicitly: the default (on) simply has nothing to do.
         if (
@@ -634,6 +682,11 @@ class Settings(BaseModel):
     def sqlite_path(self) -> Path:
         """The SQLite database file (``sinks.sqlite.path``, always set after loading)."""
         return self.sinks.sqlite.path or self.data_dir / SQLITE_FILENAME
+
+    @property
+    def external_ids(self) -> dict[str, str]:
+        """``scheme:id`` -> node name, from the registry's ``ids`` (third-party formats)."""
+        return {ident: node for node, dev in self.devices.items() for ident in dev.ids}
 
     def devices_for(self, node: str) -> DeviceConfig | None:
         """The registry entry for a node, or None if the node is not registered."""

@@ -210,7 +210,8 @@ def translate(
         message, hint = str(ctx.get("message", error["msg"])), str(ctx.get("hint", ""))
         fields = tuple(ctx.get("fields") or ())
         if fields:
-            locs = [[*loc, f] for f in fields]
+            # A field is a child key, or a path below the model ("devices.n1.ids").
+            locs = [[*loc, *str(f).split(".")] for f in fields]
             return [
                 _problem(
                     file,

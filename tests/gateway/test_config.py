@@ -445,3 +445,15 @@ def test_invalid_yaml_has_line_and_column(tmp_path: Path) -> None:
 def test_settings_model_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError):
         Settings.model_validate({"site": "x", "sinks": {"sqlite": {"size": 1}}})
+
+
+def test_device_ids_are_normalised_and_map_to_their_node() -> None:
+    s = Settings.model_validate({"site": "kamiyama", "devices": {
+        "n1": {"ids": ["lorawan:A8-40-41-00-01-81-C6-1F", "rtl433:Fineoffset-WH51/0d2f1a"]},
+        "n2": {"ids": ["ecowitt:GW1100B/soil1"]},
+    }})
+    assert s.external_ids == {
+        "lorawan:a84041000181c61f": "n1",
+        "rtl433:Fineoffset-WH51/0d2f1a": "n1",
+        "ecowitt:GW1100B/soil1": "n2",
+    }
