@@ -28,6 +28,9 @@ BAD_LPP_LINE: Final = "bad_lpp_line"
 # Native JSON lines (and rtl_433 JSON events)
 BAD_JSON: Final = "bad_json"
 SCHEMA: Final = "schema"
+# Ecowitt upload bodies
+BAD_FORM: Final = "bad_form"
+UNKNOWN_STATION: Final = "unknown_station"
 
 REASONS: Final[dict[str, str]] = {
     GARBAGE: "bytes skipped while looking for a frame's sync word (count in the detail)",
@@ -48,5 +51,10 @@ REASONS: Final[dict[str, str]] = {
     BAD_LPP_LINE: "an lpp-hex replay line that is not <node> <hex payload>",
     BAD_JSON: "native or rtl_433 line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
     SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp); an "
-    "rtl_433 event without model or id, or with a non-number reading",
+    "rtl_433 event without model or id, or with a non-number reading; an Ecowitt upload "
+    "without PASSKEY or MAC, with a bad dateutc, a non-number value or nothing to store",
+    BAD_FORM: "an Ecowitt upload that is not a UTF-8 application/x-www-form-urlencoded "
+    "body, repeats a key, or is too long",
+    UNKNOWN_STATION: "an Ecowitt upload from a station (PASSKEY or MAC) not in "
+    "sources.http.stations",
 }

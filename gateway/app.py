@@ -25,6 +25,7 @@ from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sinks.mqtt_alerts import MqttAlertPublisher
 from gateway.sinks.process import SinkProcess
+from gateway.sources.http import HttpSource, upload_decoder
 from gateway.sources.items import SourceQueue
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
@@ -144,6 +145,15 @@ class Gateway:
                 gateway_id=settings.gateway_id, stop=self.stop_event,
                 receive_maximum=receive_maximum(settings),
             )
+        self.http: HttpSource | None = None
+        http_cfg = settings.sources.http
+        if http_cfg is not None:
+            self.http = HttpSource(
+                "http", http_cfg, self.inbox, stop=self.stop_event,
+                decode=upload_decoder(http_cfg, default_site=settings.site,
+                                      external_ids=settings.external_ids),
+            )
+            self.pipeline.add_message_source("http", self.http.decoder())
         # Sinks drain the store (the outbox) on their own threads with their own cursors;
         # they get no shared stop event, so they keep draining until the pipeline's last
         # commit and are stopped after it. What they have not sent stays in the outbox.
@@ -174,13 +184,15 @@ class Gateway:
         )
 
     def start(self) -> None:
-        if not self.sources and self.mqtt is None:
+        if not self.sources and self.mqtt is None and self.http is None:
             log.warning("no sources configured: the gateway will store nothing")
         self._worker.start()
         for source in self.sources:
             source.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.http is not None:
+            self.http.start()  # raises OSError if it cannot listen (port taken)
         for sink in self.sinks:
             sink.start()
         if self.rules is not None:
@@ -195,6 +207,8 @@ class Gateway:
             log.error("pipeline did not finish within %.0f s", timeout)
         if self.mqtt is not None:
             self.mqtt.stop()  # after the last commit, whose acknowledgements it sends
+        if self.http is not None:
+            self.http.stop()  # after the last commit too: its uploads are answered 200
         if self.rules is not None:
             self.rules.stop()  # evaluates the last commits first
         for sink in self.sinks:

@@ -78,7 +78,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store = open_store(settings)  # type: ignore[arg-type]
     try:
         pipeline = build_pipeline(settings, store)  # type: ignore[arg-type]
-        counts = replay_files(pipeline, args.format, [Path(p) for p in args.files])
+        counts = replay_files(pipeline, args.format, [Path(p) for p in args.files],
+                              ids=settings.external_ids)  # type: ignore[attr-defined]
     finally:
         store.close()
     influx = settings.sinks.influxdb  # type: ignore[attr-defined]
@@ -211,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")
     sp.add_argument("--format", required=True,
-                    choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433"])
+                    choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433",
+                             "ecowitt"])
     sp.add_argument("files", nargs="+")
     with_config(sp)
     with_data_dir(sp)

@@ -9,22 +9,26 @@ it before the command ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gateway.pipeline.ingest import Pipeline
 from gateway.sinks.influxdb import InfluxSink, WriteError
 
-REPLAY_FORMATS = ("native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433")
+REPLAY_FORMATS = ("native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433", "ecowitt")
 CHUNK = 1 << 16
 
 
-def replay_files(pipeline: Pipeline, fmt: str, paths: Iterable[Path]) -> dict[str, int]:
-    """Replay files; return the counters this replay added (stored, duplicates, rejected.*)."""
+def replay_files(pipeline: Pipeline, fmt: str, paths: Iterable[Path], *,
+                 ids: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Replay files; return the counters this replay added (stored, duplicates, rejected.*).
+
+    ``ids``: the device registry's ``scheme:id`` -> node names (``Settings.external_ids``).
+    """
     before = dict(pipeline.totals)
     for path in paths:
         source = f"replay:{path.name}"
-        pipeline.add_stream(source, "jsonl" if fmt == "native" else fmt)
+        pipeline.add_stream(source, "jsonl" if fmt == "native" else fmt, ids=ids)
         with open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 pipeline.feed(source, chunk, replay=True)

@@ -247,12 +247,63 @@ class MqttSourceConfig(_Section):
         return [f"$share/{self.shared_group}/{t}" for t in self.topics]
 
 
+class HttpSourceConfig(_Section):
+    """Uploads POSTed over HTTP by an Ecowitt gateway or console ("customized" upload,
+    Ecowitt protocol; docs/formats.md)."""
+
+    host: str = Field(
+        description="Address to listen on: this machine's LAN address (e.g. 192.168.1.20), "
+        "`0.0.0.0` for every interface, or `127.0.0.1` for uploads from this machine only. "
+        "No default: the Ecowitt gateway is on the LAN, and listening there is a choice.",
+        min_length=1,
+        json_schema_extra=_hint(
+            "e.g. host: 0.0.0.0 (every interface) or this machine's LAN address; the "
+            "weather gateway must be able to reach it"
+        ),
+    )
+    port: int = Field(
+        default=8080, ge=0, le=65535,
+        description="TCP port; the same number goes into the app's upload settings "
+        "(0: any free port, for tests).",
+    )
+    path: str = Field(
+        default="/data/report/",
+        description="URL path the gateway posts to (the app's `Path`); a trailing slash "
+        "is optional. Other paths get 404.",
+        pattern=r"^/[^?#\s]*$",
+        json_schema_extra=_hint("start with '/', e.g. /data/report/"),
+    )
+    stations: list[str] | None = Field(
+        default=None,
+        description="If set, only uploads whose `PASSKEY` (or `MAC`) is listed are stored "
+        "(any case); others are quarantined as `unknown_station` and answered 403.",
+    )
+    max_body_bytes: int = Field(
+        default=16384, gt=0, le=1_048_576,
+        description="Largest body taken; a longer one is answered 413 unread.",
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="Longest a client may take to send its request (and each read), so a "
+        "stuck client cannot hold a thread.",
+    )
+    commit_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="Longest a request waits for its data to be committed before it is "
+        "answered 503 (the data is still stored when the pipeline gets to it).",
+    )
+
+
 class SourcesConfig(_Section):
     serial: SerialSourceConfig | None = Field(
         default=None, description="Radio receiver on a serial port; leave out if there is none."
     )
     mqtt: MqttSourceConfig | None = Field(
         default=None, description="MQTT broker to take uplinks from; leave out if there is none."
+    )
+    http: HttpSourceConfig | None = Field(
+        default=None, description="HTTP endpoint for Ecowitt weather/soil station uploads; "
+        "leave out if there is none."
     )
 
 

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.clock import ClockMonitor, boot_id
@@ -141,8 +141,11 @@ class Pipeline:
 
     # ---------------------------------------------------------------- input
 
-    def add_stream(self, source: str, fmt: str) -> None:
-        self._streams[source] = stream_decoder(fmt, default_site=self.policy.default_site)
+    def add_stream(self, source: str, fmt: str, *,
+                   ids: Mapping[str, str] | None = None) -> None:
+        """``ids``: the registry's ``scheme:id`` -> node (formats that name nodes so)."""
+        self._streams[source] = stream_decoder(fmt, default_site=self.policy.default_site,
+                                               ids=ids)
         self._formats[source] = fmt
 
     def add_message_source(self, source: str, decode: MessageDecoder) -> None:

@@ -8,9 +8,10 @@ a bounded line length, so a receiver spewing garbage without newlines cannot gro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
+from firmware_bridge import ecowitt
 from firmware_bridge.cayenne_lpp import decode_lpp_hex_line
 from firmware_bridge.frame import Deframer
 from firmware_bridge.hexline import decode_frame_hex
@@ -20,7 +21,7 @@ from firmware_bridge.rylr import decode_rylr_line
 from gateway.packet import Packet, Rejection
 
 Item = Packet | Rejection
-STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex", "lpp-hex", "rtl433")
+STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex", "lpp-hex", "rtl433", "ecowitt")
 MAX_LINE: Final = 8192
 
 
@@ -42,7 +43,8 @@ class FrameStream:
 
 
 class LineStream:
-    def __init__(self, fmt: str, decode_line: Callable[[bytes], Item | None]) -> None:
+    def __init__(self, fmt: str,
+                 decode_line: Callable[[bytes], Item | list[Item] | None]) -> None:
         self._fmt = fmt
         self._decode = decode_line
         self._buf = bytearray()
@@ -54,9 +56,7 @@ class LineStream:
             *lines, rest = bytes(self._buf).split(b"\n")
             self._buf = bytearray(rest)
             for line in lines:
-                item = self._line(line)
-                if item is not None:
-                    out.append(item)
+                out += self._line(line)
         if len(self._buf) > MAX_LINE:
             out.append(Rejection("line_too_long", f"no newline within {MAX_LINE} bytes",
                                  bytes(self._buf[:256]), self._fmt))
@@ -65,19 +65,22 @@ class LineStream:
 
     def flush(self) -> list[Item]:
         line, self._buf = bytes(self._buf), bytearray()
-        item = self._line(line)
-        return [item] if item is not None else []
+        return self._line(line)
 
-    def _line(self, line: bytes) -> Item | None:
+    def _line(self, line: bytes) -> list[Item]:
         line = line.strip()
         if not line:
-            return None
+            return []
         if len(line) > MAX_LINE:
-            return Rejection("line_too_long", f"{len(line)} bytes", line[:256], self._fmt)
-        return self._decode(line)
+            return [Rejection("line_too_long", f"{len(line)} bytes", line[:256], self._fmt)]
+        item = self._decode(line)
+        # Most formats give one item per line; an Ecowitt body gives one per device.
+        return item if isinstance(item, list) else [] if item is None else [item]
 
 
-def stream_decoder(fmt: str, *, default_site: str | None = None) -> StreamDecoder:
+def stream_decoder(fmt: str, *, default_site: str | None = None,
+                   ids: Mapping[str, str] | None = None) -> StreamDecoder:
+    """``ids``: the device registry's ``scheme:id`` -> node names (Settings.external_ids)."""
     if fmt == "frame":
         return FrameStream()
     if fmt == "jsonl" or fmt == "native":
@@ -92,4 +95,8 @@ def stream_decoder(fmt: str, *, default_site: str | None = None) -> StreamDecode
     if fmt == "rtl433":
         return LineStream("rtl433",
                           lambda line: decode_rtl433_line(line, default_site=default_site))
+    if fmt == "ecowitt":  # one upload body (a form) per line
+        names = ecowitt.registry_names(ids or {})
+        return LineStream("ecowitt", lambda line: ecowitt.decode_ecowitt(
+            line, default_site=default_site, names=names))
     raise ValueError(f"unknown stream format {fmt!r}; use one of {', '.join(STREAM_FORMATS)}")

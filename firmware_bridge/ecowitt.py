@@ -1,0 +1,283 @@
+"""Ecowitt "customized upload" bodies: what a GW1000/GW1100/GW2000 gateway or an HP2550
+console POSTs (``application/x-www-form-urlencoded``, Ecowitt protocol) every N seconds.
+
+::
+
+    PASSKEY=34271334ED1FADA6D8B988B14267E55D&stationtype=GW1100B_V2.0.3
+    &dateutc=2021-08-23+23%3A13%3A41&tempinf=76.5&humidityin=46&baromabsin=29.244
+    &tempf=91.4&humidity=48&soilmoisture1=40&soilbatt1=1.5&tf_ch1=84.7&tf_batt1=1.60 ...
+
+(one line on the wire). The gateway always sends imperial units, whatever its display
+shows; the unit is in the field name (``f`` °F, ``in`` inches / inHg, ``mph``).
+
+**Nodes.** One body becomes one packet per physical device that can sit in its own plot,
+plus one for the station itself:
+
+==========================  ===========  ======================================  ============
+fields                      node channel readings (catalogue quantity)             battery_v
+==========================  ===========  ======================================  ============
+``soilmoistureN``           ``soilN``    ``soil_moisture_pct`` (WH51, %)          ``soilbattN``
+``tempNf``, ``humidityN``   ``chN``      ``temperature_c``, ``humidity_pct``      (flag only)
+                                         (WH31 channel N)
+``tf_chN``                  ``tfN``      ``soil_temperature_c`` (WN34 probe)      ``tf_battN``
+``leafwetness_chN``         ``leafN``    ``leaf_wetness_pct`` (WN35)              ``leaf_battN``
+``tempf``, ``humidity``,    (station)    ``temperature_c``, ``humidity_pct``,     none
+``baromabsin``,                          ``pressure_hpa``, ``wind_speed_ms``,
+``windspeedmph``,                        ``solar_radiation_wm2`` (sensor ``main``)
+``solarradiation``
+``tempinf``, ``humidityin`` (station)    the same, sensor ``indoor`` (the
+                                         gateway's own sensor)
+==========================  ===========  ======================================  ============
+
+A node's name comes from the device registry: ``devices.<node>.ids`` entries
+``ecowitt:<station>/<channel>`` (``ecowitt:<station>`` for the station's own sensors),
+matched without regard to case; else the default ``ecowitt-<station12>[-<channel>]``,
+where ``<station12>`` is the first 12 letters and digits of the station id, lower-cased.
+The station id is ``PASSKEY`` (what Ecowitt gateways send: a hash of their MAC), else
+``MAC``; a body with neither cannot be told apart from another station's and is refused.
+
+**Conversions:** °F -> °C ``(f - 32) * 5/9`` (2 decimals; the gateway sends 0.1 °F),
+inHg -> hPa ``× 33.8638866667`` (2 decimals), mph -> m/s ``× 0.44704`` (3 decimals);
+percentages and W/m² as sent.
+
+**Time:** ``dateutc`` (``YYYY-MM-DD HH:MM:SS``, UTC, the gateway's clock, set by NTP) is
+the node time of every packet, so the skew policy applies to it. ``now`` (Wunderground
+style) or no ``dateutc`` leaves the time to the gateway; an unreadable one is refused.
+
+**Deliberately not mapped** (listed in ``Packet.unknown_fields`` of the station packet):
+
+- rain (``rainratein``, ``eventrainin``, ``hourlyrainin``, ``dailyrainin`` ...,
+  ``*_piezo``): running totals and rates, while the catalogue's ``rain_mm`` is rain since
+  the previous reading; turning a total into that needs the previous total, which a pure
+  decoder does not have (the same call as for rtl_433).
+- ``baromrelin``: sea-level pressure computed with the offset set in the app; the
+  catalogue's ``pressure_hpa`` is station pressure (``baromabsin``).
+- battery flags: ``battN`` (WH31), ``wh25batt``, ``wh26batt``, ``wh65batt`` are 0/1 "low"
+  flags, ``wh57batt``, ``pm25battN``, ``co2_batt`` 0..6 levels; only volts become
+  ``battery_v``. The station node has no single battery (its outdoor array, rain gauge and
+  console each have their own: ``wh80batt``, ``wh90batt``, ``wh40batt``, ``console_batt``),
+  so those are left out too rather than pinned on the wrong device.
+- wind direction and gusts, UV index, lightning, PM2.5, CO2, leak, ``soiladN`` (the
+  WH51's raw count), and any field this module does not know.
+
+Metadata that is no reading: ``PASSKEY``, ``MAC``, ``stationtype``, ``model``, ``freq``,
+``runtime``, ``heap``, ``interval``, ``dateutc``.
+
+**Refusals** (each a :class:`Rejection` with the whole body): ``bad_form`` (not a UTF-8
+form body, a repeated key, over ``MAX_BODY`` bytes or ``MAX_FIELDS`` fields), ``schema``
+(no station id, a Wunderground-protocol body, an unreadable ``dateutc``, no field that
+becomes a reading; and, next to the packets of the rest of the body, a mapped field whose
+value is not a plain decimal number), ``unknown_station`` (an allow-list is given and the
+station is not on it).
+
+Dedup: there is no sequence number. Every packet carries ``dateutc``, so a body posted
+twice gives the same (node, time, readings) digest and is stored once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import parse_qsl
+
+from gateway.packet import MAIN_SENSOR, Packet, Rejection
+
+from . import reasons
+
+FORMAT: Final = "ecowitt"
+SCHEME: Final = "ecowitt"  # devices.<node>.ids: "ecowitt:<station>/<channel>"
+MAX_BODY: Final = 16384  # a GW2000 with every sensor sends about 2 KiB
+MAX_FIELDS: Final = 400
+INDOOR_SENSOR: Final = "indoor"
+_STATION_KEYS: Final = ("PASSKEY", "passkey", "MAC", "mac")
+_META: Final = frozenset({*_STATION_KEYS, "stationtype", "model", "freq", "runtime", "heap",
+                          "interval", "dateutc"})
+_NUMBER: Final = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_DATEUTC: Final = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
+_NOT_A_NAME: Final = re.compile(r"[^0-9a-z]")
+
+
+def _fahrenheit(f: float) -> float:
+    return round((f - 32.0) * 5.0 / 9.0, 2)
+
+
+def _inhg(inhg: float) -> float:
+    return round(inhg * 33.8638866667, 2)
+
+
+def _mph(mph: float) -> float:
+    return round(mph * 0.44704, 3)
+
+
+def _as_sent(value: float) -> float:
+    return value
+
+
+# Station fields: name -> (quantity, sensor tag, conversion into the catalogue unit).
+_STATION: Final[dict[str, tuple[str, str, Callable[[float], float]]]] = {
+    "tempf": ("temperature_c", MAIN_SENSOR, _fahrenheit),
+    "humidity": ("humidity_pct", MAIN_SENSOR, _as_sent),
+    "baromabsin": ("pressure_hpa", MAIN_SENSOR, _inhg),
+    "windspeedmph": ("wind_speed_ms", MAIN_SENSOR, _mph),
+    "solarradiation": ("solar_radiation_wm2", MAIN_SENSOR, _as_sent),
+    "tempinf": ("temperature_c", INDOOR_SENSOR, _fahrenheit),
+    "humidityin": ("humidity_pct", INDOOR_SENSOR, _as_sent),
+}
+# Channel fields: pattern with the channel number as group 1 -> (channel prefix, quantity
+# or "battery_v", conversion).
+_CHANNELS: Final[tuple[tuple[re.Pattern[str], str, str, Callable[[float], float]], ...]] = (
+    (re.compile(r"^soilmoisture([1-9]\d?)$"), "soil", "soil_moisture_pct", _as_sent),
+    (re.compile(r"^soilbatt([1-9]\d?)$"), "soil", "battery_v", _as_sent),
+    (re.compile(r"^temp([1-9]\d?)f$"), "ch", "temperature_c", _fahrenheit),
+    (re.compile(r"^humidity([1-9]\d?)$"), "ch", "humidity_pct", _as_sent),
+    (re.compile(r"^tf_ch([1-9]\d?)$"), "tf", "soil_temperature_c", _fahrenheit),
+    (re.compile(r"^tf_batt([1-9]\d?)$"), "tf", "battery_v", _as_sent),
+    (re.compile(r"^leafwetness_ch([1-9]\d?)$"), "leaf", "leaf_wetness_pct", _as_sent),
+    (re.compile(r"^leaf_batt([1-9]\d?)$"), "leaf", "battery_v", _as_sent),
+)
+
+
+@dataclass(slots=True)
+class _Device:
+    readings: dict[tuple[str, str], float] = field(default_factory=dict)
+    battery_v: float | None = None
+
+
+def registry_names(external_ids: Mapping[str, str]) -> dict[str, str]:
+    """The ``ecowitt:`` entries of ``Settings.external_ids``, keys lower-cased for lookup."""
+    return {ident.lower(): node for ident, node in external_ids.items()
+            if ident.startswith(SCHEME + ":")}
+
+
+def default_node(station: str, channel: str | None) -> str | None:
+    """``ecowitt-<first 12 letters/digits of the station, lower-case>[-<channel>]``."""
+    short = _NOT_A_NAME.sub("", station.lower())[:12]
+    if not short:
+        return None
+    return f"ecowitt-{short}" + (f"-{channel}" if channel else "")
+
+
+def _node_time(text: str) -> int | None:
+    """``dateutc`` -> UTC ns; raises ValueError for text that is no such time."""
+    m = _DATEUTC.match(text.strip())
+    if m is None:
+        raise ValueError("not YYYY-MM-DD HH:MM:SS")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups())
+    stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    return int(stamp.timestamp()) * 1_000_000_000
+
+
+def parse_form(body: bytes) -> dict[str, str] | str:
+    """The body's fields, or why it is not a form body (a string)."""
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
+                          errors="strict", max_num_fields=MAX_FIELDS)
+    except ValueError as e:  # UnicodeDecodeError, a field without "=", too many fields
+        return str(e)[:200] or type(e).__name__
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key in fields:
+            return f"{key!r} given twice"
+        fields[key] = value
+    return fields
+
+
+def decode_ecowitt(
+    body: bytes,
+    *,
+    default_site: str | None = None,
+    names: Mapping[str, str] | None = None,
+    stations: frozenset[str] | None = None,
+) -> list[Packet | Rejection]:
+    """One upload body -> its packets (station and channels), and rejections.
+
+    ``names`` is :func:`registry_names` of the device registry; ``stations`` an optional
+    allow-list of lower-cased station ids (PASSKEY or MAC). Never raises.
+    """
+    raw = bytes(body)
+    if not raw.strip():
+        return [Rejection(reasons.BAD_FORM, "empty body", raw, FORMAT)]
+    if len(raw) > MAX_BODY:
+        return [Rejection(reasons.BAD_FORM, f"body of {len(raw)} bytes > {MAX_BODY}", raw,
+                          FORMAT)]
+    fields = parse_form(raw.strip(b"&\r\n\t "))
+    if isinstance(fields, str):
+        return [Rejection(reasons.BAD_FORM, fields, raw, FORMAT)]
+    station = next((fields[k].strip() for k in _STATION_KEYS if fields.get(k, "").strip()),
+                   None)
+    if station is None:
+        hint = ("a Wunderground-protocol upload (ID/PASSWORD): set the customized upload's "
+                "protocol to Ecowitt" if "ID" in fields or "PASSWORD" in fields else
+                "not an Ecowitt upload")
+        return [Rejection(reasons.SCHEMA, f"no PASSKEY or MAC: {hint}", raw, FORMAT)]
+    if default_node(station, None) is None:
+        return [Rejection(reasons.SCHEMA, f"station id {station[:40]!r} has no letters or "
+                          "digits to name a node", raw, FORMAT)]
+    if stations is not None and station.lower() not in stations:
+        return [Rejection(reasons.UNKNOWN_STATION,
+                          f"station {station!r} is not in sources.http.stations", raw, FORMAT)]
+    node_time: int | None = None
+    dateutc = fields.get("dateutc", "now")
+    if dateutc.strip().lower() != "now":
+        try:
+            node_time = _node_time(dateutc)
+        except (ValueError, OverflowError) as e:  # bad calendar date, year 0
+            return [Rejection(reasons.SCHEMA, f"dateutc {dateutc[:40]!r}: {e}", raw, FORMAT)]
+
+    devices: dict[str | None, _Device] = {}  # channel (None: the station) -> its values
+    out: list[Packet | Rejection] = []
+    unknown: list[str] = []
+    for key, text in fields.items():
+        if key in _META:
+            continue
+        target = _target(key)
+        if target is None:
+            unknown.append(key)
+            continue
+        channel, quantity, sensor, convert = target
+        if not _NUMBER.match(text):
+            out.append(Rejection(reasons.SCHEMA, f"{key}: {text[:40]!r} is not a number", raw,
+                                 FORMAT, _node(station, channel, names)))
+            continue
+        value = convert(float(text))
+        device = devices.setdefault(channel, _Device())
+        if quantity == "battery_v":
+            device.battery_v = value
+        else:
+            device.readings[(quantity, sensor)] = value
+
+    if not devices and not out:
+        return [Rejection(reasons.SCHEMA, "no field that Satoyama stores (unknown: "
+                          + ", ".join(unknown[:20]) + ")", raw, FORMAT)]
+    for channel, device in devices.items():
+        out.append(Packet(
+            node=_node(station, channel, names), seq=None, readings=device.readings,
+            format=FORMAT, raw=raw,
+            node_time_ns=node_time, site=default_site, battery_v=device.battery_v,
+            unknown_fields=tuple(unknown) if channel is None else (),
+        ))
+    return out
+
+
+def _target(key: str) -> tuple[str | None, str, str, Callable[[float], float]] | None:
+    """(channel or None for the station, quantity, sensor tag, conversion) of a field."""
+    station = _STATION.get(key)
+    if station is not None:
+        return None, *station
+    for pattern, prefix, quantity, convert in _CHANNELS:
+        m = pattern.match(key)
+        if m:
+            return f"{prefix}{m.group(1)}", quantity, MAIN_SENSOR, convert
+    return None
+
+
+def _node(station: str, channel: str | None, names: Mapping[str, str] | None) -> str:
+    """The registry's name for the device, else the default (the caller checked that the
+    station id makes one)."""
+    ident = f"{SCHEME}:{station}" + (f"/{channel}" if channel else "")
+    registered = names.get(ident.lower()) if names else None
+    return registered or default_node(station, channel) or ident
