@@ -24,9 +24,11 @@ Ecowitt firmware does not resend a failed upload, so the codes are for people an
 (curl, a reverse proxy's logs) and for honesty, not for the station.
 
 Threads: ``http.server.ThreadingHTTPServer`` (stdlib; an upload every 16-60 s per station
-needs nothing more), one thread per connection, at most ``MAX_CONNECTIONS``. Each socket
-read waits at most ``timeout_s`` and the whole request must arrive within it, so a stuck or
-slow client cannot hold a thread. HTTP/1.0: one request per connection.
+needs nothing more), one thread per connection, at most ``MAX_CONNECTIONS``. A stuck or
+slow client cannot hold a thread: each socket read waits at most ``timeout_s``, a body not
+complete ``timeout_s`` after the connection opened is answered 408, and the server's loop
+cuts any connection still sending its request ``CUT_GRACE_S`` after that (a client
+trickling header lines). HTTP/1.0: one request per connection.
 
 Stopping: the gateway's shared stop event makes new requests 503 while queued ones are
 still committed by the draining pipeline and answered 200; :meth:`HttpSource.stop`, after
@@ -53,11 +55,13 @@ from firmware_bridge import ecowitt, reasons
 from gateway.config.models import HttpSourceConfig
 from gateway.packet import Packet, Rejection
 from gateway.sources.feeder import QueueFeeder
-from gateway.sources.items import Message
+from gateway.sources.items import Message, SourceEvent
 
 logger = logging.getLogger(__name__)
 
 MAX_CONNECTIONS: Final = 32
+#: A connection still sending its request this long after its deadline is cut.
+CUT_GRACE_S: Final = 1.0
 STOP_TIMEOUT_S: Final = 2.0
 #: After refusing a body (413) read at most this much of it, so that closing the socket
 #: does not reset the connection before the client has read the answer.
@@ -94,9 +98,10 @@ class _Waiting:
 class HttpSourceStats:
     name: str
     address: tuple[str, int] | None
-    requests: int
-    committed: int
-    answered: dict[int, int]
+    requests: int  # bodies queued
+    committed: int  # of those, committed
+    answered: dict[int, int]  # answers by status code
+    connections: int  # open now
 
 
 class HttpSource(QueueFeeder):
@@ -159,14 +164,16 @@ class HttpSource(QueueFeeder):
         """Bind and serve; raises OSError (address in use, no such address) at once."""
         handler = type("EcowittUploadHandler", (_Handler,), {"source": self,
                                                              "timeout": self.cfg.timeout_s})
-        server = _Server((self.cfg.host, self.cfg.port), handler)
+        server = _Server((self.cfg.host, self.cfg.port), handler,
+                         request_time_s=self.cfg.timeout_s)
         self._server = server
         self._connected = True
         self._thread = threading.Thread(target=server.serve_forever, kwargs={
             "poll_interval": 0.1}, name=f"http-{self.name}", daemon=True)
         self._thread.start()
-        logger.info("http source %s: listening on http://%s:%d%s", self.name,
-                    *server.server_address[:2], self.cfg.path)
+        where = "http://{}:{}{}".format(*server.server_address[:2], self.cfg.path)
+        logger.info("http source %s: listening on %s", self.name, where)
+        self._put(SourceEvent(self.name, "connected", f"listening on {where}"))
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Close the listener, answer waiting requests 503, cut unfinished connections."""
@@ -189,9 +196,10 @@ class HttpSource(QueueFeeder):
             self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def stats(self) -> HttpSourceStats:
+        connections = self._server.connections() if self._server is not None else 0
         with self._lock:
             return HttpSourceStats(self.name, self.address, self.requests, self.committed,
-                                   dict(self.answered))
+                                   dict(self.answered), connections)
 
     # -- request side (handler threads) ------------------------------------------------
 
@@ -240,9 +248,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() joins with a deadline instead
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], *,
+                 request_time_s: float) -> None:
         self._conn_lock = threading.Lock()
-        self._conns: dict[socket.socket, threading.Thread] = {}
+        self._conns: dict[socket.socket, _Connection] = {}
+        self.request_time_s = request_time_s
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -257,8 +267,38 @@ class _Server(ThreadingHTTPServer):
         t = threading.Thread(target=self._serve_one, args=(request, client_address),
                              daemon=True, name="http-request")
         with self._conn_lock:
-            self._conns[request] = t
+            self._conns[request] = _Connection(t, time.monotonic() + self.request_time_s)
         t.start()
+
+    def connections(self) -> int:
+        with self._conn_lock:
+            return len(self._conns)
+
+    def request_deadline(self, request: socket.socket) -> float:
+        """When the request on ``request`` must be complete (monotonic)."""
+        with self._conn_lock:
+            conn = self._conns.get(request)
+        return conn.deadline if conn is not None else time.monotonic()
+
+    def request_read(self, request: socket.socket) -> None:
+        """The request is in: from now on the connection waits for the commit, not the
+        client, and is not cut."""
+        with self._conn_lock:
+            conn = self._conns.get(request)
+            if conn is not None:
+                conn.reading = False
+
+    def service_actions(self) -> None:
+        """Every poll interval of the serve loop: cut connections whose client is still
+        sending long after the request deadline (the stdlib only bounds each read)."""
+        late = time.monotonic() - CUT_GRACE_S
+        with self._conn_lock:
+            stuck = [s for s, c in self._conns.items() if c.reading and c.deadline < late]
+        for sock in stuck:
+            logger.info("http source: cutting a client still sending after %.0f s",
+                        self.request_time_s + CUT_GRACE_S)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _serve_one(self, request: Any, client_address: Any) -> None:
         try:
@@ -270,7 +310,7 @@ class _Server(ThreadingHTTPServer):
     def join_handlers(self, timeout: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout)
         with self._conn_lock:
-            threads = list(self._conns.values())
+            threads = [c.thread for c in self._conns.values()]
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
@@ -285,7 +325,15 @@ class _Server(ThreadingHTTPServer):
         logger.exception("http source: error while serving %s", client_address)
 
 
+@dataclass(slots=True)
+class _Connection:
+    thread: threading.Thread
+    deadline: float  # monotonic time by which the request must be complete
+    reading: bool = True  # still receiving the request (False: waiting for the commit)
+
+
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
     source: HttpSource  # set on the subclass made by HttpSource.start
     server_version = "satoyama"
     protocol_version = "HTTP/1.0"
@@ -320,12 +368,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body(length)
         if body is None:
             return
+        self.server.request_read(self.connection)
         status, text = source.take(body)
         self._answer(status, text)
 
     def _read_body(self, length: int) -> bytes | None:
         """The whole body within ``timeout_s``; None (answered 408, or the peer is gone)."""
-        deadline = time.monotonic() + self.source.cfg.timeout_s
+        deadline = self.server.request_deadline(self.connection)
         parts: list[bytes] = []
         left = length
         try:

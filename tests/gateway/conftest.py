@@ -1,13 +1,16 @@
-"""Shared fixtures for gateway tests: a config file writer and polling helpers."""
+"""Shared fixtures for gateway tests: a config file writer, the gateways a test started."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 
 @pytest.fixture
@@ -27,3 +30,13 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def gateways() -> Iterator[list[Gateway]]:
+    """Gateways a test starts; any still running at the end are stopped."""
+    started: list[Gateway] = []
+    yield started
+    for gw in started:
+        if not gw.stop_event.is_set():
+            gw.stop()

@@ -7,7 +7,10 @@ test reads the store right after each 200, without waiting.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +25,12 @@ from helpers import counter, query_db, wait_for
 
 from gateway.app import Gateway
 from gateway.config import load_settings
-from gateway.sources.http import upload_decoder
+from gateway.config.models import HttpSourceConfig
+from gateway.pipeline.ingest import Pipeline
+from gateway.pipeline.validate import Policy
+from gateway.sources.http import CUT_GRACE_S, HttpSource, upload_decoder
+from gateway.sources.items import Message, SourceEvent, SourceQueue
+from gateway.store.sqlite import Store
 
 CASES = Path(__file__).resolve().parents[1] / "firmware_bridge" / "cases" / "ecowitt"
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "ecowitt"
@@ -47,26 +55,22 @@ def post(url: str, body: bytes, timeout: float = 10.0) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+def read_all(sock: socket.socket) -> bytes:
+    """Whatever the server sends until it closes the connection (or resets it)."""
+    out = b""
+    try:
+        while chunk := sock.recv(4096):
+            out += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return out
+
+
 def raw_request(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
     """Send ``data`` as it is and return whatever comes back before the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
         s.sendall(data)
-        out = b""
-        try:
-            while chunk := s.recv(4096):
-                out += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
-        return out
-
-
-@pytest.fixture
-def gateways() -> Iterator[list[Gateway]]:
-    started: list[Gateway] = []
-    yield started
-    for gw in started:
-        if not gw.stop_event.is_set():
-            gw.stop()
+        return read_all(s)
 
 
 @pytest.fixture
@@ -116,6 +120,7 @@ def test_upload_is_committed_before_200_with_design_tags_and_fields(start) -> No
     assert len(query_db(db(gw), "SELECT id FROM packet")) == 12
     gw.stop()
     assert counter(db(gw), "stored") == 12 and counter(db(gw), "duplicates") == 12
+    assert counter(db(gw), "source.connected") == 1  # "listening", like a port opened
     assert gw.http is not None and gw.http.stats().answered == {200: 2}
 
 
@@ -180,12 +185,23 @@ def test_http_level_refusals(start) -> None:
     answer = raw_request(port, b"POST /data/report/ HTTP/1.1\r\nHost: x\r\n"
                          b"Content-Length: 100\r\n\r\nPASSKEY=k")
     assert answer.startswith(b"HTTP/1.0 408") and time.monotonic() - started < 3
+    # A client trickling header lines is cut: timeout_s, then CUT_GRACE_S, not forever.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /data/report/ HTTP/1.1\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 8:
+                sock.sendall(b"X-Slow: 1\r\n")  # fails once the server has cut us
+                time.sleep(0.2)
+        assert time.monotonic() - started < 0.5 + CUT_GRACE_S + 1.5
+        assert read_all(sock) == b""
     # Not HTTP at all: the stdlib answers 400 (as HTTP/0.9: no status line) and nothing
     # reaches the pipeline.
     assert b"400 - Bad request syntax" in raw_request(port, b"\x16\x03\x01 garbage\r\n\r\n")
     gw.stop()
     assert gw.http.stats().requests == 1  # only the one good upload was queued
-    assert gw.http.stats().answered == {413: 1, 404: 1, 200: 1, 405: 1, 411: 2, 408: 1, 400: 1}
+    # 411 three times: the cut trickler's headers end there, without a Content-Length.
+    assert gw.http.stats().answered == {413: 1, 404: 1, 200: 1, 405: 1, 411: 3, 408: 1, 400: 1}
     assert counter(db(gw), "stored") == 1
     assert query_db(db(gw), "SELECT count(*) FROM quarantine") == [(0,)]
 
@@ -202,18 +218,12 @@ def test_stop_mid_request_gives_no_200_and_a_restart_stores_once(start) -> None:
     sock = socket.create_connection(gw.http.address, timeout=10)
     sock.sendall(b"POST /data/report/ HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                  % len(body) + body[:100])
-    wait_for(lambda: gw.http is not None and gw.http.stats().answered.get(200) == 1
-             and len(gw.http._server._conns) == 1,  # type: ignore[union-attr]
+    wait_for(lambda: gw.http is not None and gw.http.stats().connections == 1,
              5, "the server holds the half-sent request")
     started = time.monotonic()
     gw.stop()
     assert time.monotonic() - started < 5
-    answer = b""
-    try:
-        while chunk := sock.recv(4096):
-            answer += chunk
-    except (ConnectionResetError, TimeoutError):
-        pass
+    answer = read_all(sock)
     sock.close()
     assert not answer.startswith(b"HTTP/1.0 200"), answer
     assert counter(db(gw), "stored") == 1  # only `first`
@@ -239,3 +249,97 @@ def test_farm_ecowitt_example_is_what_it_says() -> None:
     decode = upload_decoder(s.sources.http, default_site=s.site, external_ids=s.external_ids)
     assert {p.node for p in decode(body)} == {"tea-lower", "weather"}
     assert {p.node for p in decode(b"PASSKEY=other&tempf=50")} == {None}  # refused
+
+
+# ---------------------------------------------------------------- the source alone
+# A real pipeline and store, with the worker's steps (take, commit) run by the test: the
+# moments between "queued", "decoded" and "committed" are held open on purpose.
+
+
+class Posting:
+    """One POST on its own thread, so the test can look while it waits for its answer."""
+
+    def __init__(self, url: str, body: bytes) -> None:
+        self.answer: tuple[int, str] | None = None
+        self._thread = threading.Thread(target=self._run, args=(url, body), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, body: bytes) -> None:
+        self.answer = post(url, body)
+
+    def result(self) -> tuple[int, str] | None:
+        self._thread.join(10)
+        return self.answer
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[tuple[HttpSource, Pipeline, queue.Queue[Any], str,
+                                              threading.Event]]:
+    store = Store(tmp_path / "satoyama.db")
+    pipeline = Pipeline(store, Policy("farm"))
+    inbox: queue.Queue[Any] = SourceQueue(maxsize=10)
+    cfg = HttpSourceConfig(host="127.0.0.1", port=0, commit_timeout_s=5)
+    stop = threading.Event()  # the gateway's shared stop event
+    src = HttpSource("http", cfg, inbox, stop=stop,
+                     decode=upload_decoder(cfg, default_site="farm", external_ids={}))
+    pipeline.add_message_source("http", src.decoder())
+    src.start()
+    assert src.address is not None
+    event = inbox.get_nowait()
+    assert isinstance(event, SourceEvent) and event.kind == "connected"
+    yield src, pipeline, inbox, f"http://127.0.0.1:{src.address[1]}/data/report/", stop
+    src.stop()
+    store.close()
+
+
+def test_the_answer_waits_for_the_commit(source) -> None:
+    _, pipeline, inbox, url, _ = source
+    posting = Posting(url, b"PASSKEY=k&tempf=50")
+    msg = inbox.get(timeout=5)
+    assert isinstance(msg, Message) and msg.payload == b"PASSKEY=k&tempf=50"
+    pipeline.take(msg)  # decoded and validated, not committed
+    time.sleep(0.3)
+    assert posting.answer is None
+    pipeline.commit()
+    assert posting.result() == (200, "OK\n")
+    assert pipeline.store.count("packet") == 1
+
+
+def test_queued_uploads_are_still_committed_and_answered_after_the_stop_event(source) -> None:
+    _, pipeline, inbox, url, stop = source
+    posting = Posting(url, b"PASSKEY=k&tempf=50")
+    msg = inbox.get(timeout=5)
+    stop.set()  # the gateway is stopping: the worker drains what is queued
+    assert post(url, b"PASSKEY=k&tempf=51") == (503, "gateway stopping\n")
+    pipeline.take(msg)
+    pipeline.commit()
+    assert posting.result() == (200, "OK\n")
+    assert inbox.empty()  # the refused one was never queued
+
+
+def test_no_200_for_an_upload_that_was_never_committed(source) -> None:
+    src, pipeline, inbox, url, _ = source
+    posting = Posting(url, b"PASSKEY=k&tempf=50")
+    msg = inbox.get(timeout=5)  # queued; the worker is "stuck" and never commits it
+    src.stop()
+    assert posting.result() == (503, "gateway stopped before committing\n")
+    # Had it been committed after all (a slow commit), sending it again is harmless.
+    pipeline.take(msg)
+    pipeline.commit()
+    assert pipeline.store.count("packet") == 1
+
+
+def test_commit_timeout_answers_503(tmp_path: Path) -> None:
+    inbox: queue.Queue[Any] = SourceQueue(maxsize=10)
+    cfg = HttpSourceConfig(host="127.0.0.1", port=0, commit_timeout_s=0.3)
+    src = HttpSource("http", cfg, inbox, decode=upload_decoder(
+        cfg, default_site="farm", external_ids={}))
+    src.start()
+    try:
+        assert src.address is not None
+        url = f"http://127.0.0.1:{src.address[1]}/data/report/"
+        assert post(url, b"PASSKEY=k&tempf=50") == (
+            503, "not committed in time; it may still be stored\n")
+        assert inbox.qsize() == 2  # "connected", then the body
+    finally:
+        src.stop()

@@ -72,16 +72,6 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b.kill()
 
 
-@pytest.fixture
-def gateways() -> Iterator[list[Gateway]]:
-    """Gateways a test starts; any still running at the end are stopped."""
-    started: list[Gateway] = []
-    yield started
-    for gw in started:
-        if not gw.stop_event.is_set():
-            gw.stop()
-
-
 def start_gateway(gateways: list[Gateway], cfg: Settings) -> Gateway:
     gw = Gateway(cfg)
     gateways.append(gw)
