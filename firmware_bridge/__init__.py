@@ -3,7 +3,8 @@
 Spec: ``PROTOCOL.md`` beside this file. One module per wire format:
 ``frame`` (binary frames and the stream deframer), ``hexline`` (``frame-hex`` replay),
 ``rylr`` (REYAX RYLR module lines), ``native`` (JSON lines); third-party payloads:
-``cayenne_lpp`` (Cayenne LPP uplinks), ``rtl433`` (``rtl_433 -F json`` events);
+``cayenne_lpp`` (Cayenne LPP uplinks), ``rtl433`` (``rtl_433 -F json`` events),
+``lorawan`` (The Things Stack v3 and ChirpStack v4 uplinks, soil-sensor payload codecs);
 ``crc`` and ``auth`` for integrity and authentication; ``reasons`` for the rejection
 codes; ``simulator`` for field-node traffic with labelled faults.
 """

@@ -31,6 +31,11 @@ SCHEMA: Final = "schema"
 # Ecowitt upload bodies
 BAD_FORM: Final = "bad_form"
 UNKNOWN_STATION: Final = "unknown_station"
+# LoRaWAN network servers (ttn, chirpstack)
+NO_CODEC: Final = "no_codec"
+BAD_PAYLOAD: Final = "bad_payload"
+# Messages that are acknowledged and counted (``ignored.<reason>``), not quarantined
+NOT_UPLINK: Final = "not_uplink"
 
 REASONS: Final[dict[str, str]] = {
     GARBAGE: "bytes skipped while looking for a frame's sync word (count in the detail)",
@@ -49,12 +54,20 @@ REASONS: Final[dict[str, str]] = {
     BAD_RYLR: "a +RCV line without 5 well-formed fields, or a line that is no module output",
     LENGTH_MISMATCH: "RYLR <len> differs from the number of data characters",
     BAD_LPP_LINE: "an lpp-hex replay line that is not <node> <hex payload>",
-    BAD_JSON: "native or rtl_433 line is not UTF-8 JSON (or empty, or NaN/Infinity literals)",
+    BAD_JSON: "native or rtl_433 line, or LoRaWAN server message, is not UTF-8 JSON (or "
+    "empty, or NaN/Infinity literals)",
     SCHEMA: "native JSON does not match the uplink contract (keys, types, timestamp); an "
     "rtl_433 event without model or id, or with a non-number reading; an Ecowitt upload "
-    "without PASSKEY or MAC, with a bad dateutc, a non-number value or nothing to store",
+    "without PASSKEY or MAC, with a bad dateutc, a non-number value or nothing to store; a "
+    "LoRaWAN server message without the fields of an uplink, or a decoded value that is "
+    "no number",
     BAD_FORM: "an Ecowitt upload that is not a UTF-8 application/x-www-form-urlencoded "
     "body, repeats a key, or is too long",
     UNKNOWN_STATION: "an Ecowitt upload from a station (PASSKEY or MAC) not in "
     "sources.http.stations",
+    NO_CODEC: "a LoRaWAN uplink with payload bytes, no decoded object from the server and "
+    "no codec configured for its topic (or an unknown codec name)",
+    BAD_PAYLOAD: "a LoRaWAN payload its codec cannot read (length, layout, f_port, base64)",
+    NOT_UPLINK: "ignored, not rejected: a LoRaWAN server event that carries no readings "
+    "(join, status, ack, txack, log, location, downlink events)",
 }

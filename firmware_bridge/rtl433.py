@@ -7,8 +7,10 @@
 
 (rtl_433 22.11 puts spaces around colons, newer versions do not: both are JSON.)
 
-- Node: ``<model>:<id>``, with ``:ch<channel>`` when the event has a channel (rtl_433's own
-  MQTT topics key devices by model, channel and id the same way). Devices without ``id``
+- Node: the device registry's node with ``rtl433:<model>/<id>[/<channel>]`` (``ids``;
+  ``/``-separated as the registry writes them), else ``<model>:<id>``, with
+  ``:ch<channel>`` when the event has a channel (rtl_433's own MQTT topics key devices
+  by model, channel and id the same way). Devices without ``id``
   use ``house_id``/``module_id`` when they have them (e.g. SensibleLiving-Moisture:
   ``SensibleLiving-Moisture:2:24621``); an event with none of them is ``schema``: readings
   from indistinguishable sensors cannot be kept apart.
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from gateway.catalogue import BY_NAME, canonical_name
@@ -92,21 +94,28 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _node_name(obj: dict[str, Any]) -> str | None:
+def _node_name(obj: dict[str, Any], registry: Mapping[str, str]) -> str | None:
     ids = [obj[k] for k in _ID_KEYS if k in obj]
     if not ids or not all(isinstance(v, int | str) and not isinstance(v, bool) for v in ids):
         return None
-    name = ":".join([obj["model"], *(str(v) for v in ids)])
+    parts = [obj["model"], *(str(v) for v in ids)]
     channel = obj.get("channel")
-    if channel is not None:
-        if not isinstance(channel, int | str) or isinstance(channel, bool):
-            return None
-        name += f":ch{channel}"
+    if channel is not None and (not isinstance(channel, int | str)
+                                or isinstance(channel, bool)):
+        return None
+    if registry:
+        ident = "/".join(parts + ([str(channel)] if channel is not None else []))
+        registered = registry.get(f"rtl433:{ident}")
+        if registered is not None:
+            return registered
+    name = ":".join(parts) + (f":ch{channel}" if channel is not None else "")
     return name if _NODE.match(name) else None
 
 
-def decode_rtl433_line(line: bytes | str, *,
-                       default_site: str | None = None) -> Packet | Rejection:
+def decode_rtl433_line(line: bytes | str, *, default_site: str | None = None,
+                       ids: Mapping[str, str] | None = None) -> Packet | Rejection:
+    """One rtl_433 JSON event -> Packet or Rejection. ``ids`` is the device registry's
+    ``scheme:id`` -> node map (``rtl433:<model>/<id>[/<channel>]``)."""
     raw = (line.encode("utf-8", "surrogatepass") if isinstance(line, str)
            else bytes(line)).strip()
     if not raw:
@@ -124,7 +133,7 @@ def decode_rtl433_line(line: bytes | str, *,
     model = obj.get("model")
     if not isinstance(model, str) or not model:
         return Rejection(reasons.SCHEMA, "no model: not an rtl_433 device event", raw, FORMAT)
-    node = _node_name(obj)
+    node = _node_name(obj, ids or {})
     if node is None:
         return Rejection(reasons.SCHEMA, f"{model}: no usable id/house_id/module_id "
                          "(and channel) to name the node", raw, FORMAT)

@@ -138,7 +138,10 @@ class Gateway:
         mqtt_cfg = settings.sources.mqtt
         if mqtt_cfg is not None:
             self.pipeline.add_message_source(
-                "mqtt", message_decoder(mqtt_cfg.format, default_site=settings.site)
+                "mqtt", message_decoder(mqtt_cfg.format, default_site=settings.site,
+                                        topics=mqtt_cfg.topic_formats,
+                                        ids=settings.external_ids,
+                                        device_codecs=settings.device_codecs),
             )
             self.mqtt = MqttSource(
                 "mqtt", mqtt_cfg, self.inbox, site=settings.site,

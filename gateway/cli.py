@@ -78,8 +78,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store = open_store(settings)  # type: ignore[arg-type]
     try:
         pipeline = build_pipeline(settings, store)  # type: ignore[arg-type]
-        counts = replay_files(pipeline, args.format, [Path(p) for p in args.files],
-                              ids=settings.external_ids)  # type: ignore[attr-defined]
+        counts = replay_files(
+            pipeline, args.format, [Path(p) for p in args.files],
+            ids=settings.external_ids,  # type: ignore[attr-defined]
+            device_codecs=settings.device_codecs,  # type: ignore[attr-defined]
+        )
     finally:
         store.close()
     influx = settings.sinks.influxdb  # type: ignore[attr-defined]
@@ -213,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")
     sp.add_argument("--format", required=True,
                     choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433",
-                             "ecowitt"])
+                             "ecowitt", "ttn", "chirpstack"])
     sp.add_argument("files", nargs="+")
     with_config(sp)
     with_data_dir(sp)

@@ -80,6 +80,13 @@ class Rejection:
 
 
 @dataclass(slots=True)
+class Ignored(Rejection):
+    """A message that is acknowledged and counted (``ignored.<reason>``) but neither stored
+    nor quarantined: it is well-formed and carries no readings (a LoRaWAN server's join or
+    status event). Counting it keeps it visible without filling the quarantine."""
+
+
+@dataclass(slots=True)
 class Record:
     """A validated packet as it is stored: the ``reading`` and ``device`` rows of DESIGN.md."""
 

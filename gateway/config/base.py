@@ -14,7 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
 
-def config_error(message: str, hint: str = "", *, fields: tuple[str, ...] = ()) -> Exception:
+def config_error(
+    message: str, hint: str = "", *, fields: tuple[str | tuple[str | int, ...], ...] = ()
+) -> Exception:
     """A validation error that carries its own hint (and, from a model validator, the
     child keys it is about, so the problem points at ``sinks.influxdb.bucket`` rather than
     at ``sinks.influxdb``)."""

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -148,6 +149,52 @@ def _check_topic_filter(topic: str) -> str:
 
 TopicFilter = Annotated[str, Field(min_length=1), AfterValidator(_check_topic_filter)]
 
+#: Payload formats of MQTT messages (gateway.sources.mqtt_formats.MESSAGE_FORMATS).
+MqttFormat = Literal["native", "ttn", "chirpstack", "rtl433"]
+#: LoRaWAN payload codecs (firmware_bridge.lorawan.codecs.CODECS; a test keeps them equal).
+PayloadCodec = Literal["cayenne-lpp", "milesight-em500-smtc", "milesight-em300-th",
+                       "decentlab-dl-5tm", "decentlab-dl-smtp", "dragino-lse01"]
+_CODEC_FORMATS: Final = ("ttn", "chirpstack")
+
+
+class MqttTopicConfig(_Section):
+    """One subscription of `sources.mqtt.topics` written as a mapping."""
+
+    topic: TopicFilter = Field(
+        description="Topic filter, e.g. `v3/+/devices/+/up`.",
+        json_schema_extra=_hint("e.g. v3/+/devices/+/up or application/+/device/+/event/+"),
+    )
+    format: MqttFormat | None = Field(
+        default=None,
+        description="Payload format of the messages on this filter (default: the "
+        "section's `format`).",
+        json_schema_extra=_hint(
+            "native for Satoyama nodes, ttn for The Things Stack v3, chirpstack for "
+            "ChirpStack v4, rtl433 for rtl_433 -F mqtt"
+        ),
+    )
+    codec: PayloadCodec | None = Field(
+        default=None,
+        description="ttn/chirpstack only: decode the LoRaWAN payload bytes with this codec "
+        "instead of using the server's decoded object (docs/formats.md).",
+        json_schema_extra=_hint(
+            "the device model on this topic, e.g. milesight-em500-smtc or cayenne-lpp"
+        ),
+    )
+
+
+def _topic_entry(value: object) -> object:
+    """A plain filter string is the mapping ``{topic: <filter>}`` with the section's format.
+    Its problems are reported at the list item (``topics[1]``), where the user wrote it."""
+    if isinstance(value, str):
+        if not value:
+            raise config_error("a topic filter must not be empty", "e.g. satoyama/+/+/up")
+        return {"topic": _check_topic_filter(value)}
+    return value
+
+
+TopicEntry = Annotated[MqttTopicConfig, BeforeValidator(_topic_entry)]
+
 
 class MqttSourceConfig(_Section):
     """Uplinks from an MQTT broker (native JSON, LoRaWAN servers, rtl_433, ...)."""
@@ -157,10 +204,16 @@ class MqttSourceConfig(_Section):
         "port defaults to 1883 / 8883.",
         json_schema_extra=_hint("e.g. mqtt://localhost:1883 or mqtts://broker.example.org:8883"),
     )
-    topics: list[TopicFilter] = Field(
-        default_factory=lambda: [DEFAULT_MQTT_TOPIC],
+    topics: list[TopicEntry] = Field(
+        # A plain string, validated into an entry (and shown as such in the reference).
+        default_factory=lambda: [DEFAULT_MQTT_TOPIC],  # type: ignore[arg-type]
         min_length=1,
-        description="Topic filters to subscribe to.",
+        description="Topic filters to subscribe to, on one connection: a filter string "
+        "(its messages are in the section's `format`) or a mapping `{topic, format, codec}` "
+        "for messages in another format (docs/formats.md).",
+        json_schema_extra=_hint(
+            'e.g. topics: ["satoyama/+/+/up", {topic: "v3/+/devices/+/up", format: ttn}]'
+        ),
     )
     username: str | None = Field(default=None, description="Broker user name.")
     password: SecretStr | None = Field(default=None, description="Broker password (secret).")
@@ -183,11 +236,16 @@ class MqttSourceConfig(_Section):
         json_schema_extra=_hint("a plain name such as 'satoyama-ingest', without '/', '+', '#'"),
     )
     qos: Literal[0, 1, 2] = Field(default=1, description="Subscription QoS; 1 gives at-least-once.")
-    format: Literal["native"] = Field(
+    format: MqttFormat = Field(
         default="native",
-        description="Payload format: `native` (the Satoyama JSON uplink on "
-        "`satoyama/<site>/<node>/up`, see docs/mqtt.md).",
-        json_schema_extra=_hint("native is the only MQTT format so far"),
+        description="Payload format of the topics given as plain strings: `native` (the "
+        "Satoyama JSON uplink on `satoyama/<site>/<node>/up`, docs/mqtt.md), `ttn` (The "
+        "Things Stack v3 uplinks), `chirpstack` (ChirpStack v4 events) or `rtl433` "
+        "(`rtl_433 -F mqtt` events); see docs/formats.md.",
+        json_schema_extra=_hint(
+            "native for Satoyama nodes, ttn for The Things Stack v3, chirpstack for "
+            "ChirpStack v4, rtl433 for rtl_433 -F mqtt"
+        ),
     )
 
     @field_validator("url")
@@ -227,6 +285,29 @@ class MqttSourceConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _codec_needs_lorawan(self) -> MqttSourceConfig:
+        for i, entry in enumerate(self.topics):
+            fmt = entry.format or self.format
+            if entry.codec is not None and fmt not in _CODEC_FORMATS:
+                raise config_error(
+                    f"codec {entry.codec!r} is for LoRaWAN payloads, but topic "
+                    f"{entry.topic!r} is in format {fmt!r}",
+                    "set format: ttn or format: chirpstack on this topic, or remove codec",
+                    fields=(("topics", i, "codec"),),
+                )
+        return self
+
+    @property
+    def topic_filters(self) -> list[str]:
+        """The plain topic filters, in the order given."""
+        return [entry.topic for entry in self.topics]
+
+    @property
+    def topic_formats(self) -> list[tuple[str, str, str | None]]:
+        """(filter, payload format, codec) of every subscription, in the order given."""
+        return [(e.topic, e.format or self.format, e.codec) for e in self.topics]
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""
@@ -243,8 +324,8 @@ class MqttSourceConfig(_Section):
     def subscriptions(self) -> list[str]:
         """The topic filters to subscribe to, with the ``$share/<group>/`` prefix if any."""
         if self.shared_group is None:
-            return list(self.topics)
-        return [f"$share/{self.shared_group}/{t}" for t in self.topics]
+            return self.topic_filters
+        return [f"$share/{self.shared_group}/{t}" for t in self.topic_filters]
 
 
 class HttpSourceConfig(_Section):
@@ -612,6 +693,13 @@ class DeviceConfig(_Section):
             'e.g. ids: ["lorawan:a84041000181c61f"] or ids: ["rtl433:Fineoffset-WH51/0d2f1a"]'
         ),
     )
+    codec: PayloadCodec | None = Field(
+        default=None,
+        description="LoRaWAN payload codec of this device (`ttn`/`chirpstack` formats): "
+        "its payload bytes are decoded with it, before a topic's `codec` and instead of "
+        "the server's decoded object (docs/formats.md).",
+        json_schema_extra=_hint("the device model, e.g. milesight-em500-smtc or dragino-lse01"),
+    )
     description: str | None = Field(default=None, description="Free text.")
 
     def calibrate(self, quantity: str, value: float) -> float:
@@ -738,6 +826,11 @@ class Settings(BaseModel):
     def external_ids(self) -> dict[str, str]:
         """``scheme:id`` -> node name, from the registry's ``ids`` (third-party formats)."""
         return {ident: node for node, dev in self.devices.items() for ident in dev.ids}
+
+    @property
+    def device_codecs(self) -> dict[str, str]:
+        """node -> LoRaWAN payload codec, for the registry's devices that name one."""
+        return {node: dev.codec for node, dev in self.devices.items() if dev.codec}
 
     def devices_for(self, node: str) -> DeviceConfig | None:
         """The registry entry for a node, or None if the node is not registered."""

@@ -210,8 +210,10 @@ def translate(
         message, hint = str(ctx.get("message", error["msg"])), str(ctx.get("hint", ""))
         fields = tuple(ctx.get("fields") or ())
         if fields:
-            # A field is a child key, or a path below the model ("devices.n1.ids").
-            locs = [[*loc, *str(f).split(".")] for f in fields]
+            # A field is a child key, a path below the model ("devices.n1.ids"), or a
+            # tuple path when it holds a list index (("topics", 1, "codec")).
+            locs = [[*loc, *(f if isinstance(f, tuple) else str(f).split("."))]
+                    for f in fields]
             return [
                 _problem(
                     file,

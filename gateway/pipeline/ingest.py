@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.clock import ClockMonitor, boot_id
-from gateway.packet import Packet, Record, Rejection
+from gateway.packet import Ignored, Packet, Record, Rejection
 from gateway.pipeline.streams import StreamDecoder, stream_decoder
 from gateway.pipeline.validate import DeviceInfo, Policy, validate
 from gateway.sources.items import (
@@ -189,7 +189,10 @@ class Pipeline:
         packets = 0
         for item in items:
             if isinstance(item, Rejection):
-                pending.quarantine.append(QuarantineEntry(item, source, received))
+                if type(item) is Ignored:  # well-formed, no readings: counted only
+                    pending.count(f"ignored.{item.reason}")
+                else:
+                    pending.quarantine.append(QuarantineEntry(item, source, received))
                 continue
             packets += 1
             outcome = validate(

@@ -94,7 +94,8 @@ def stream_decoder(fmt: str, *, default_site: str | None = None,
                           lambda line: decode_lpp_hex_line(line, default_site=default_site))
     if fmt == "rtl433":
         return LineStream("rtl433",
-                          lambda line: decode_rtl433_line(line, default_site=default_site))
+                          lambda line: decode_rtl433_line(line, default_site=default_site,
+                                                          ids=ids))
     if fmt == "ecowitt":  # one upload body (a form) per line
         names = ecowitt.registry_names(ids or {})
         return LineStream("ecowitt", lambda line: ecowitt.decode_ecowitt(

@@ -484,10 +484,7 @@ class MqttSource(QueueFeeder):
         self._up = client
         self._up_since = time.monotonic()
         self.connects += 1
-        topics = [
-            f"$share/{self.cfg.shared_group}/{t}" if self.cfg.shared_group else t
-            for t in self.cfg.topics
-        ]
+        topics = self.cfg.subscriptions
         # retainHandling 1: retained messages only for a subscription that is new, not
         # again for one the resumed session already had.
         client.subscribe([(t, SubscribeOptions(qos=self.cfg.qos, retainHandling=1))

@@ -1,8 +1,11 @@
 """MQTT payload formats: ``(topic, payload) -> [Packet | Rejection]``, pure.
 
 One function per format, registered in :data:`MESSAGE_FORMATS` under the name that
-``sources.mqtt.format`` takes; the gateway binds ``default_site`` (the config's ``site``) and
-hands the result to ``Pipeline.add_message_source``. Each returns a list because some
+``sources.mqtt.format`` (and a ``topics`` entry's ``format``) takes: ``native``, ``ttn``,
+``chirpstack``, ``rtl433`` (docs/formats.md). :func:`message_decoder` binds ``default_site``
+(the config's ``site``), the device registry's identities and each topic's codec, picks the
+format by the subscription a message's topic matches, and the gateway hands the result to
+``Pipeline.add_message_source``. Each returns a list because some
 formats carry several uplinks in one message (a LoRaWAN server's batch, an Ecowitt upload
 with several channels); the native format carries one.
 
@@ -17,12 +20,17 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
-from typing import Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
+
+from paho.mqtt.client import topic_matches_sub
 
 from firmware_bridge import reasons
+from firmware_bridge.lorawan import decode_chirpstack, decode_ttn
+from firmware_bridge.lorawan.chirpstack import event_of_topic
 from firmware_bridge.native import FORMAT as NATIVE_FORMAT
 from firmware_bridge.native import decode_native
+from firmware_bridge.rtl433 import decode_rtl433_line
 from gateway.packet import Packet, Rejection
 
 #: Reason codes added by the MQTT formats (the decoders' own are in firmware_bridge.reasons).
@@ -37,10 +45,13 @@ REASONS: Final[dict[str, str]] = {
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
-class MessageFormat(Protocol):
-    def __call__(
-        self, topic: str, payload: bytes, *, default_site: str
-    ) -> list[Packet | Rejection]: ...
+#: ``(topic, payload, *, default_site, [ids, codec]) -> [Packet | Rejection]``; the
+#: third-party formats also take the registry's ``ids`` and the topic's ``codec``.
+MessageFormat = Callable[..., list[Packet | Rejection]]
+
+
+_NO_IDS: Final[Mapping[str, str]] = {}
+_TOPIC_CACHE: Final = 4096
 
 
 def native_topic(topic: str) -> tuple[str, str] | None:
@@ -122,17 +133,83 @@ def _with_topic_node(
     return result
 
 
+def decode_ttn_message(topic: str, payload: bytes, *, default_site: str,
+                       ids: Mapping[str, str] = _NO_IDS, codec: str | None = None,
+                       device_codecs: Mapping[str, str] = _NO_IDS,
+                       ) -> list[Packet | Rejection]:
+    """A The Things Stack v3 uplink (``v3/<app>@<tenant>/devices/<dev>/up``): the body says
+    everything (firmware_bridge.lorawan.ttn), the topic is not needed."""
+    return [decode_ttn(payload, default_site=default_site, ids=ids, codec=codec,
+                       device_codecs=device_codecs)]
+
+
+def decode_chirpstack_message(topic: str, payload: bytes, *, default_site: str,
+                              ids: Mapping[str, str] = _NO_IDS, codec: str | None = None,
+                              device_codecs: Mapping[str, str] = _NO_IDS,
+                              ) -> list[Packet | Rejection]:
+    """A ChirpStack v4 event (``application/<id>/device/<eui>/event/<type>``): the topic's
+    event type when it has one, else the body's (firmware_bridge.lorawan.chirpstack)."""
+    return [decode_chirpstack(payload, default_site=default_site, ids=ids, codec=codec,
+                              device_codecs=device_codecs, event=event_of_topic(topic))]
+
+
+def decode_rtl433_message(topic: str, payload: bytes, *, default_site: str,
+                          ids: Mapping[str, str] = _NO_IDS, codec: str | None = None,
+                          device_codecs: Mapping[str, str] = _NO_IDS,
+                          ) -> list[Packet | Rejection]:
+    """An ``rtl_433 -F mqtt`` event (``rtl_433/<host>/events``): one JSON event, the same
+    as a line of ``rtl_433 -F json`` (firmware_bridge.rtl433)."""
+    return [decode_rtl433_line(payload, default_site=default_site, ids=ids)]
+
+
 MESSAGE_FORMATS: Final[dict[str, MessageFormat]] = {
     "native": decode_native_message,
+    "ttn": decode_ttn_message,
+    "chirpstack": decode_chirpstack_message,
+    "rtl433": decode_rtl433_message,
 }
 
+MessageDecoder = Callable[[str, bytes], list[Packet | Rejection]]
 
-def message_decoder(name: str, *, default_site: str) -> Callable[[str, bytes],
-                                                                 list[Packet | Rejection]]:
-    """The registered format ``name`` with ``default_site`` bound, for the pipeline."""
-    decode = MESSAGE_FORMATS[name]
+
+def message_decoder(name: str, *, default_site: str,
+                    topics: Sequence[tuple[str, str, str | None]] = (),
+                    ids: Mapping[str, str] = _NO_IDS,
+                    device_codecs: Mapping[str, str] = _NO_IDS) -> MessageDecoder:
+    """The decoder the pipeline calls for every message of one broker connection.
+
+    ``topics`` are (filter, format, codec) of the subscriptions
+    (``MqttSourceConfig.topic_formats``); ``name`` is the format of a message whose topic
+    matches none of them. ``ids`` (``scheme:id`` -> node) and ``device_codecs`` (node ->
+    codec) come from the device registry. When every subscription is native, this is the
+    native decoder with the site bound: the hot path stays one call. Otherwise a message's
+    format is that of the first filter its topic matches, looked up once per topic and
+    cached.
+    """
+    formats = {fmt for _, fmt, _ in topics} | {name}
+    if formats == {"native"} and not any(codec for _, _, codec in topics):
+        return functools.partial(decode_native_message, default_site=default_site)
+    registry = {"ids": dict(ids), "device_codecs": dict(device_codecs)}
+    fallback = _bound(name, None, default_site, registry)
+    routes = [(topic_filter, _bound(fmt, codec, default_site, registry))
+              for topic_filter, fmt, codec in topics]
+    by_topic: dict[str, MessageDecoder] = {}
 
     def decode_message(topic: str, payload: bytes) -> list[Packet | Rejection]:
-        return decode(topic, payload, default_site=default_site)
+        decode = by_topic.get(topic)
+        if decode is None:
+            decode = next((d for f, d in routes if topic_matches_sub(f, topic)), fallback)
+            if len(by_topic) >= _TOPIC_CACHE:  # topics come from the broker: bound it
+                by_topic.clear()
+            by_topic[topic] = decode
+        return decode(topic, payload)
 
     return decode_message
+
+
+def _bound(fmt: str, codec: str | None, default_site: str,
+           registry: dict[str, dict[str, str]]) -> MessageDecoder:
+    if fmt == "native":
+        return functools.partial(decode_native_message, default_site=default_site)
+    return functools.partial(MESSAGE_FORMATS[fmt], default_site=default_site, codec=codec,
+                             **registry)

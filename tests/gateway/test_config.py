@@ -154,7 +154,7 @@ devices:
     assert s.sources.serial.reopen_interval_s == 2.0
     mqtt = s.sources.mqtt
     assert mqtt is not None
-    assert mqtt.topics == ["satoyama/+/+/up"] and mqtt.qos == 1
+    assert mqtt.topic_filters == ["satoyama/+/+/up"] and mqtt.qos == 1
     assert (mqtt.host, mqtt.port, mqtt.uses_tls) == ("broker", 1883, False)
     assert mqtt.subscriptions == ["satoyama/+/+/up"]
     influx = s.sinks.influxdb
@@ -231,7 +231,7 @@ def test_environment_beats_the_file(tmp_path: Path) -> None:
     assert s.sinks.influxdb.org == "farm"  # the rest of the file's section stays
     assert s.sinks.influxdb.token is not None
     assert s.sinks.influxdb.token.get_secret_value() == INFLUX_TOKEN
-    assert s.sources.mqtt is not None and s.sources.mqtt.topics == ["a/+/up", "b/#"]
+    assert s.sources.mqtt is not None and s.sources.mqtt.topic_filters == ["a/+/up", "b/#"]
     assert s.clock.require_sync is True
     assert list(s.devices) == ["N17"]
     assert s.devices["N17"].key_bytes() == bytes.fromhex(NODE_KEY)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
-from gateway.packet import Packet, Rejection
+from gateway.packet import Ignored, Packet, Rejection
 from gateway.sources.mqtt_formats import MESSAGE_FORMATS, decode_native_message, message_decoder
 
 BODY = {"node": "n17", "seq": 4211, "ts": "2026-07-01T04:10:00Z",
@@ -79,3 +80,61 @@ def test_registry_binds_the_default_site() -> None:
     decode = message_decoder("native", default_site="farm")
     (result,) = decode("other/topic", body())
     assert isinstance(result, Packet) and result.site == "farm"
+
+
+# --------------------------------------------------------------------------- per topic
+
+TTS_BODY = json.dumps({
+    "end_device_ids": {"device_id": "soil-1", "dev_eui": "1000000000000001"},
+    "uplink_message": {"f_cnt": 3, "frm_payload": "AXVkA2cZAQRocwV/8AA=",
+                       "received_at": "2026-07-01T04:10:00Z"},
+}).encode()
+RTL433_BODY = (b'{"model": "Fineoffset-WH51", "id": "006b58", "battery_mV": 1400, '
+               b'"moisture": 36}')
+TOPICS = [
+    ("satoyama/+/+/up", "native", None),
+    ("v3/+/devices/+/up", "ttn", "milesight-em500-smtc"),
+    ("application/+/device/+/event/+", "chirpstack", None),
+    ("rtl_433/+/events", "rtl433", None),
+]
+
+
+def test_native_only_is_one_direct_call() -> None:
+    # The hot path: no topic matching, no cache, just the native decoder with the site.
+    decode = message_decoder("native", default_site="farm", topics=[("a/#", "native", None)])
+    assert isinstance(decode, functools.partial)
+    assert decode.func is decode_native_message and decode.keywords == {"default_site": "farm"}
+
+
+def test_each_message_decoded_in_the_format_of_the_filter_its_topic_matches() -> None:
+    decode = message_decoder("native", default_site="farm", topics=TOPICS,
+                             ids={"lorawan:1000000000000001": "terrace-3",
+                                  "rtl433:Fineoffset-WH51/006b58": "wh51-bed"})
+    (native,) = decode("satoyama/hill/n17/up", body())
+    (ttn,) = decode("v3/soil@ttn/devices/soil-1/up", TTS_BODY)
+    (rtl,) = decode("rtl_433/pi/events", RTL433_BODY)
+    (ignored,) = decode("application/1/device/0101010101010101/event/status",
+                        b'{"deviceInfo": {"devEui": "0101010101010101"}, "batteryLevel": 9}')
+    assert isinstance(native, Packet) and (native.format, native.node) == ("native", "n17")
+    assert isinstance(ttn, Packet) and (ttn.format, ttn.node, ttn.site) == ("ttn", "terrace-3",
+                                                                             "farm")
+    assert ttn.readings[("soil_moisture_pct", "main")] == 57.5  # the topic's codec
+    assert isinstance(rtl, Packet) and (rtl.format, rtl.node) == ("rtl433", "wh51-bed")
+    assert type(ignored) is Ignored and ignored.format == "chirpstack"
+    # A topic no filter matches (the broker should not send one) gets the section's format.
+    (other,) = decode("elsewhere/x", body())
+    assert isinstance(other, Packet) and other.format == "native"
+
+
+def test_first_matching_filter_wins_and_the_topic_cache_is_bounded() -> None:
+    decode = message_decoder("native", default_site="farm",
+                             topics=[("rtl_433/+/events", "rtl433", None),
+                                     ("rtl_433/#", "native", None)])
+    (first,) = decode("rtl_433/pi/events", RTL433_BODY)
+    assert isinstance(first, Packet) and first.format == "rtl433"
+    for i in range(5000):  # topics come from the broker: the cache must not grow forever
+        decode(f"rtl_433/host{i}/events", RTL433_BODY)
+    # The decoder's one dict is its topic -> format cache.
+    (cache,) = [c.cell_contents for c in decode.__closure__ or ()  # type: ignore[attr-defined]
+                if type(c.cell_contents) is dict]
+    assert 0 < len(cache) <= 4096

@@ -97,3 +97,66 @@ def test_replay_rtl433_stores_events_by_model_id_channel(tmp_path: Path) -> None
     assert {r["format"] for r in rows.values()} == {"rtl433"}
     # The SensibleLiving probe sends only its battery: a device row, no reading row.
     assert "SensibleLiving-Moisture:2:24621" not in rows
+
+
+def tts_line(device_id: str, dev_eui: str, f_cnt: int, **uplink: object) -> str:
+    return json.dumps({"end_device_ids": {"device_id": device_id, "dev_eui": dev_eui},
+                       "uplink_message": {"f_port": 85, "f_cnt": f_cnt,
+                                          "received_at": "2026-07-01T04:10:00Z",
+                                          "rx_metadata": [{"rssi": -35, "snr": 13.2}],
+                                          **uplink}})
+
+
+def test_replay_ttn_and_chirpstack_one_message_a_line_with_the_registry(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "satoyama.yaml"
+    config.write_text(
+        f"site: farm\ndata_dir: {tmp_path / 'data'}\n"
+        "devices:\n"
+        "  terrace-3:\n    plot: upper\n    ids: ['lorawan:1000000000000001']\n"
+        "    codec: milesight-em500-smtc\n"
+    )
+    ttn = tmp_path / "ttn.jsonl"
+    ttn.write_text("\n".join([
+        # the registry names the node and its codec decodes the EM500-SMTC bytes
+        tts_line("eui-1000000000000001", "1000000000000001", 10335,
+                 frm_payload="AXVkA2cZAQRocwV/8AA="),
+        # an unregistered device with the server's decoded payload
+        tts_line("lse01-b", "a8404194a1875ff3", 2, decoded_payload={
+            "Bat": "3.384 V", "water_SOIL": "21.02", "temp_SOIL": "18.5"}),
+        tts_line("lse01-b", "a8404194a1875ff3", 3, frm_payload="zikA8QelCZtuKJA="),  # no codec
+        '{"end_device_ids": {"device_id": "x"}, "join_accept": {}}',
+        '{"end_device_ids": {truncated',
+    ]) + "\n")
+    out = satoyama("replay", "--format", "ttn", str(ttn), "-c", str(config), "--json")
+    first = json.loads(out.stdout)
+    assert {k: v for k, v in first.items() if k.split(".")[0] in (
+        "stored", "rejected", "ignored")} == {
+        "stored": 2, "rejected.no_codec": 1, "rejected.bad_json": 1, "ignored.not_uplink": 1}
+    again = json.loads(satoyama("replay", "--format", "ttn", str(ttn), "-c", str(config),
+                                "--json").stdout)
+    assert again.get("stored", 0) == 0 and again["duplicates"] == 2
+
+    chirpstack = tmp_path / "chirpstack.jsonl"
+    chirpstack.write_text("\n".join(json.dumps(event) for event in [
+        {"time": "2026-07-01T04:20:00+00:00", "fCnt": 10335,
+         "deviceInfo": {"devEui": "1000000000000001", "deviceName": "EM500 one"},
+         "fPort": 85, "data": "AXVkA2cZAQRocwV/8AA=", "rxInfo": [{"rssi": -80, "snr": 2}]},
+        {"deviceInfo": {"devEui": "1000000000000001"}, "batteryLevel": 88.3, "margin": 10},
+    ]) + "\n")
+    out = satoyama("replay", "--format", "chirpstack", str(chirpstack), "-c", str(config),
+                   "--json")
+    counts = json.loads(out.stdout)
+    assert (counts["stored"], counts["ignored.not_uplink"]) == (1, 1)
+
+    out = satoyama("export", "-c", str(config), "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    terrace = [r for r in rows if r["node"] == "terrace-3"]
+    assert [(r["format"], r["plot"], r["time"], float(r["soil_moisture_pct"]),
+             float(r["soil_ec_ms_cm"])) for r in terrace] == [
+        ("ttn", "upper", "2026-07-01T04:10:00.000000000Z", 57.5, 0.24),
+        ("chirpstack", "upper", "2026-07-01T04:20:00.000000000Z", 57.5, 0.24)]
+    lse = [r for r in rows if r["node"] == "lse01-b"]
+    assert [(float(r["soil_moisture_pct"]), float(r["soil_temperature_c"])) for r in lse] == [
+        (21.02, 18.5)]

@@ -1,0 +1,314 @@
+"""The Things Stack v3 and ChirpStack v4 messages against the shared corpus
+(../shared/corpus/lorawan: TTS docs example, ChirpStack docs events, ThingsBoard's real
+converter inputs), plus node naming, codec choice, decoded-object mapping and refusals.
+A clone without the corpus skips the corpus cases.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_bridge import reasons
+from firmware_bridge.lorawan import decode_chirpstack, decode_ttn
+from firmware_bridge.lorawan.fields import decode_object
+from firmware_bridge.native import parse_timestamp
+from gateway.packet import Ignored, Packet, Rejection
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "lorawan"
+NO_CORPUS = pytest.mark.skipif(not CORPUS.exists(), reason=f"LoRaWAN corpus not at {CORPUS}")
+TTS = CORPUS / "tts_v3"
+CHIRPSTACK = CORPUS / "chirpstack_v4"
+CODEC_OF_MODEL = {"EM500-SMTC": "milesight-em500-smtc", "EM300-TH": "milesight-em300-th",
+                  "DL-5TM": "decentlab-dl-5tm", "DL-SMTP": "decentlab-dl-smtp"}
+
+
+def packet(result: Packet | Rejection) -> Packet:
+    assert isinstance(result, Packet), result
+    return result
+
+
+def ttn_body(**uplink: Any) -> dict[str, Any]:
+    return {"end_device_ids": {"device_id": "soil-1", "dev_eui": "70B3D57BA0000BCE"},
+            "received_at": "2026-07-01T04:10:01Z",
+            "uplink_message": {"f_port": 85, "f_cnt": 7, "received_at": "2026-07-01T04:10:00Z",
+                               "rx_metadata": [{"rssi": -110, "snr": -3.5},
+                                               {"rssi": -90, "snr": 7.25},
+                                               {"rssi": -80, "snr": 2.0}], **uplink}}
+
+
+def cs_body(**fields: Any) -> dict[str, Any]:
+    return {"deduplicationId": "x", "time": "2026-07-01T04:10:00+00:00",
+            "deviceInfo": {"devEui": "0101010101010101", "deviceName": "Test device"},
+            "rxInfo": [{"rssi": -36, "snr": 10.5, "nsTime": "2026-07-01T04:10:00.5+00:00"}],
+            **fields}
+
+
+def dumps(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+# ---------------------------------------------------------------- The Things Stack
+
+
+@NO_CORPUS
+def test_tts_docs_example_is_invalid_json_as_published_and_decodes_with_one_comma() -> None:
+    published = (TTS / "tts-docs_uplink_message_example.as_published.json").read_bytes()
+    refused = decode_ttn(published)
+    assert isinstance(refused, Rejection)
+    assert (refused.reason, refused.format, refused.raw) == (reasons.BAD_JSON, "ttn",
+                                                             published.strip())
+    assert "line 79" in refused.detail
+    fixed = published.replace(b'    }\n    "received_at"', b'    },\n    "received_at"')
+    got = packet(decode_ttn(fixed))
+    assert (got.node, got.seq, got.rssi_dbm, got.snr_db) == ("dev1", 1, -35, 5)
+    assert got.node_time_ns == parse_timestamp("2020-02-12T15:15:45.789585559Z")
+    assert got.readings == {("temperature_c", "main"): 1.0}  # decoded_payload
+    assert got.unknown_fields == ("luminosity",)
+
+
+def _tts_cases() -> list[Path]:
+    return sorted((TTS / "thingsboard-data-converters").glob("*__payload*.json"))
+
+
+@NO_CORPUS
+def test_tts_thingsboard_uplinks_with_the_devices_codec() -> None:
+    cases = _tts_cases()
+    assert len(cases) == 12
+    for path in cases:
+        model = path.name.split("__")[1]
+        body = json.loads(path.read_text())
+        got = packet(decode_ttn(path.read_bytes(), codec=CODEC_OF_MODEL[model],
+                                default_site="farm"))
+        up = body["uplink_message"]
+        assert got.node == body["end_device_ids"]["device_id"]
+        assert got.seq == up["f_cnt"] and got.site == "farm" and got.format == "ttn"
+        assert got.node_time_ns == parse_timestamp(up["received_at"])
+        best = max(up["rx_metadata"], key=lambda gw: (gw["snr"], gw["rssi"]))
+        assert (got.rssi_dbm, got.snr_db) == (best["rssi"], best["snr"])
+        if model == "EM500-SMTC":
+            assert got.readings == {("soil_temperature_c", "main"): 28.1,
+                                    ("soil_moisture_pct", "main"): 57.5,
+                                    ("soil_ec_ms_cm", "main"): 0.24}
+        # The same bytes without a codec and without decoded_payload: kept, not guessed.
+        refused = decode_ttn(path.read_bytes())
+        assert isinstance(refused, Rejection) and refused.reason == reasons.NO_CODEC
+        assert (refused.node, refused.seq) == (got.node, got.seq)
+
+
+def test_tts_node_from_registry_then_device_id_then_eui() -> None:
+    body = ttn_body(decoded_payload={"temperature": 20.5})
+    ids = {"lorawan:70b3d57ba0000bce": "terrace-3"}
+    assert packet(decode_ttn(dumps(body), ids=ids)).node == "terrace-3"
+    assert packet(decode_ttn(dumps(body))).node == "soil-1"
+    body["end_device_ids"]["device_id"] = "not a name"
+    assert packet(decode_ttn(dumps(body))).node == "eui-70b3d57ba0000bce"
+
+
+def test_tts_best_gateway_time_and_counter() -> None:
+    got = packet(decode_ttn(dumps(ttn_body(decoded_payload={"temperature": 20.5}))))
+    assert (got.rssi_dbm, got.snr_db, got.seq) == (-90, 7.25, 7)  # highest SNR wins
+    assert got.node_time_ns == parse_timestamp("2026-07-01T04:10:00Z")  # NS, not AS time
+    body = ttn_body(decoded_payload={"temperature": 20.5})
+    del body["uplink_message"]["f_cnt"], body["uplink_message"]["received_at"]
+    got = packet(decode_ttn(dumps(body)))
+    assert got.seq == 0  # protobuf JSON leaves a zero counter out
+    assert got.node_time_ns == parse_timestamp("2026-07-01T04:10:01Z")
+
+
+def test_device_codec_beats_topic_codec_beats_decoded_payload() -> None:
+    # 01 75 5c | 03 67 34 01 | 04 68 65: the same bytes are soil quantities on an
+    # EM500-SMTC and air quantities on an EM300-TH; the server decoded them as "humidity".
+    body = dumps(ttn_body(frm_payload="AXVcA2c0AQRoZQ==",
+                          decoded_payload={"temperature": 30.8, "humidity": 50.5}))
+    from_server = packet(decode_ttn(body))
+    assert from_server.readings == {("temperature_c", "main"): 30.8,
+                                    ("humidity_pct", "main"): 50.5}
+    by_topic = packet(decode_ttn(body, codec="milesight-em500-smtc"))
+    assert by_topic.readings == {("soil_temperature_c", "main"): 30.8,
+                                 ("soil_moisture_pct", "main"): 50.5}
+    by_device = packet(decode_ttn(body, codec="milesight-em500-smtc",
+                                  device_codecs={"soil-1": "milesight-em300-th"}))
+    assert by_device.readings == from_server.readings
+    other_device = packet(decode_ttn(body, codec="milesight-em500-smtc",
+                                     device_codecs={"soil-2": "milesight-em300-th"}))
+    assert other_device.readings == by_topic.readings
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", reasons.BAD_JSON),
+        (b"[1, 2]", reasons.SCHEMA),
+        (b'{"end_device_ids": {}}', reasons.SCHEMA),
+        (dumps({"end_device_ids": {"device_id": "x y"}, "uplink_message": {}}), reasons.SCHEMA),
+        (dumps(ttn_body(f_cnt=-1)), reasons.SCHEMA),
+        (dumps(ttn_body(frm_payload="AXVk")), reasons.NO_CODEC),
+        (dumps(ttn_body(decoded_payload={"temperature": "warm"})), reasons.SCHEMA),
+        (b"x" * 70000, reasons.BAD_LENGTH),
+    ],
+)
+def test_tts_refusals(body: bytes, reason: str) -> None:
+    got = decode_ttn(body)
+    assert isinstance(got, Rejection) and type(got) is not Ignored
+    assert got.reason == reason and got.format == "ttn"
+
+
+def test_tts_bad_base64_with_a_codec() -> None:
+    got = decode_ttn(dumps(ttn_body(frm_payload="!!")), codec="cayenne-lpp")
+    assert isinstance(got, Rejection) and got.reason == reasons.BAD_PAYLOAD
+
+
+def test_tts_join_and_downlink_messages_are_ignored_not_rejected() -> None:
+    for key in ("join_accept", "downlink_ack", "location_solved"):
+        got = decode_ttn(dumps({"end_device_ids": {"device_id": "a"}, key: {}}))
+        assert type(got) is Ignored and got.reason == reasons.NOT_UPLINK and got.detail == key
+
+
+# ---------------------------------------------------------------- ChirpStack
+
+
+@NO_CORPUS
+def test_chirpstack_docs_events_only_up_is_an_uplink() -> None:
+    for path in sorted(CHIRPSTACK.glob("chirpstack-docs_event_*.json")):
+        event = path.stem.removeprefix("chirpstack-docs_event_")
+        got = decode_chirpstack(path.read_bytes())  # from the body alone, as replay does
+        if event == "up":
+            # data "qg==" and no object: nothing says how to read the byte.
+            assert isinstance(got, Rejection) and got.reason == reasons.NO_CODEC
+            assert (got.node, got.seq) == ("eui-0101010101010101", 0)
+        else:
+            assert type(got) is Ignored, (event, got)
+            assert (got.reason, got.detail) == (reasons.NOT_UPLINK, f"{event} event")
+        by_topic = decode_chirpstack(path.read_bytes(), event=event)
+        assert type(by_topic) is type(got) and by_topic.reason == got.reason
+
+
+@NO_CORPUS
+def test_chirpstack_thingsboard_up_events_with_the_devices_codec() -> None:
+    v4 = v3 = 0
+    for path in sorted((CHIRPSTACK / "thingsboard-data-converters").glob("*__payload*.json")):
+        model = path.name.split("__")[1]
+        body = json.loads(path.read_text())
+        got = decode_chirpstack(path.read_bytes(), codec=CODEC_OF_MODEL[model],
+                                ids={"lorawan:70b3d57ba0003bb8": "profile-1"})
+        if "deviceInfo" not in body:
+            v3 += 1
+            assert isinstance(got, Rejection) and got.reason == reasons.SCHEMA
+            assert "ChirpStack v3" in got.detail
+            continue
+        v4 += 1
+        got = packet(got)
+        info = body["deviceInfo"]
+        expected_node = "profile-1" if info["devEui"] == "70b3d57ba0003bb8" else \
+            info["deviceName"] if " " not in info["deviceName"] else f"eui-{info['devEui']}"
+        assert got.node == expected_node
+        assert got.seq == body.get("fCnt", 0)
+        assert got.node_time_ns == parse_timestamp(body["time"])
+        assert (got.rssi_dbm, got.snr_db) == (body["rxInfo"][0]["rssi"],
+                                              body["rxInfo"][0]["snr"])
+    assert (v4, v3) == (6, 4)
+
+
+def test_chirpstack_object_status_and_names() -> None:
+    got = packet(decode_chirpstack(dumps(cs_body(fCnt=3, object={"Bat": "3.384 V",
+                                                                "water_SOIL": "19.57"}))))
+    assert (got.node, got.seq, got.battery_v) == ("eui-0101010101010101", 3, 3.384)
+    assert got.readings == {("soil_moisture_pct", "main"): 19.57}
+    no_time = cs_body(object={"temperature": 1})
+    del no_time["time"]
+    assert packet(decode_chirpstack(dumps(no_time))).node_time_ns == \
+        parse_timestamp("2026-07-01T04:10:00.5Z")
+    status = decode_chirpstack(dumps({"deviceInfo": {"devEui": "0101010101010101"},
+                                      "batteryLevel": 88.3, "margin": 10}))
+    assert type(status) is Ignored and status.detail == "status event"
+    assert decode_chirpstack(b'{"a": 1}').reason == reasons.SCHEMA  # no deviceInfo
+
+
+# ---------------------------------------------------------------- decoded objects
+
+
+@pytest.mark.parametrize(
+    ("obj", "readings", "battery_v", "unknown"),
+    [
+        # Dragino LSE01 (TTN decoder output, real uplinks use unit strings)
+        ({"Bat": "3.384 V", "TempC_DS18B20": "24.1", "conduct_SOIL": 28200,
+          "temp_SOIL": "24.59", "water_SOIL": "19.57"},
+         {("soil_ec_ms_cm", "main"): 28.2, ("soil_temperature_c", "main"): 24.59,
+          ("soil_moisture_pct", "main"): 19.57}, 3.384, ["TempC_DS18B20"]),
+        # Milesight: battery is a percentage, EC in µS/cm
+        ({"battery": 100, "temperature": 28.1, "moisture": 57.5, "electricity": 240},
+         {("temperature_c", "main"): 28.1, ("soil_moisture_pct", "main"): 57.5,
+          ("soil_ec_ms_cm", "main"): 0.24}, None, ["battery"]),
+        # Decentlab (TTN repository decoder): value objects with units
+        ({"battery_voltage": {"unit": "V", "value": 3.168}, "device_id": 571,
+          "volumetric_water_content": {"unit": "m³⋅m⁻³", "value": 0.25},
+          "soil_temperature_at_depth_2": {"unit": "°C", "value": 12.5},
+          "soil_moisture_at_depth_2": {"value": 1.2}},
+         {("soil_moisture_pct", "main"): 25.0, ("soil_temperature_c", "depth2"): 12.5},
+         3.168, ["device_id", "soil_moisture_at_depth_2"]),
+        ({"temperature": "77 °F", "battery_v": "3300 mV", "soil_moisture_pct@10cm": 30,
+          "flags": [1], "ok": True, "rssi": -40},
+         {("temperature_c", "main"): 25.0, ("soil_moisture_pct", "soil_10cm"): 30.0},
+         3.3, ["flags", "ok", "rssi"]),
+    ],
+)
+def test_decoded_object_mapping(obj: dict[str, Any], readings: dict[tuple[str, str], float],
+                                battery_v: float | None, unknown: list[str]) -> None:
+    got = decode_object(obj)
+    assert not isinstance(got, Rejection) and hasattr(got, "readings"), got
+    assert got.readings == pytest.approx(readings)
+    assert got.battery_v == battery_v and got.unknown == unknown
+
+
+@pytest.mark.parametrize(
+    ("obj", "detail"),
+    [({"temperature": "20 kg"}, "unit 'kg'"), ({"temperature": "warm"}, "not a number"),
+     ({"temperature": 1, "temp": 2}, "given twice"), ({"Bat": 3.1, "vbat": 3.2}, "twice")],
+)
+def test_decoded_object_refusals(obj: dict[str, Any], detail: str) -> None:
+    got = decode_object(obj)
+    assert getattr(got, "reason", None) == reasons.SCHEMA and detail in got.detail  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- never raise
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["uplink_message", "end_device_ids", "decoded_payload", "frm_payload",
+                        "f_cnt", "rx_metadata", "deviceInfo", "devEui", "object", "data",
+                        "fCnt", "rxInfo", "time", "received_at", "Bat", "temperature",
+                        "dev_eui", "device_id", "rssi", "snr"])
+SHAPED = st.recursive(
+    JSON_VALUES,
+    lambda inner: st.dictionaries(KEYS, inner, max_size=6) | st.lists(inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(obj=SHAPED, codec=st.none() | st.sampled_from(["cayenne-lpp", "dragino-lse01"]),
+       event=st.none() | st.sampled_from(["up", "status"]))
+def test_arbitrary_json_never_raises(obj: object, codec: str | None, event: str | None) -> None:
+    body = json.dumps(obj).encode()
+    for got in (decode_ttn(body, codec=codec), decode_chirpstack(body, codec=codec,
+                                                                 event=event)):
+        assert isinstance(got, Packet | Rejection)
+        if isinstance(got, Rejection):
+            assert got.reason in reasons.REASONS and got.raw == body.strip()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    for got in (decode_ttn(data), decode_chirpstack(data)):
+        assert isinstance(got, Packet | Rejection)
