@@ -340,37 +340,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         source = self.source
-        if not source.path_matches(self.path):
-            self._answer(HTTPStatus.NOT_FOUND, f"uploads go to {source.cfg.path}")
-            return
+        length, problem = self._declared_length()
+        if problem is not None:
+            self._answer(*problem)
+        elif not source.path_matches(self.path):
+            self._refuse(HTTPStatus.NOT_FOUND, f"uploads go to {source.cfg.path}", length)
+        elif length > source.cfg.max_body_bytes:
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                         f"body of {length} bytes > {source.cfg.max_body_bytes}", length)
+        elif source.closing():
+            self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "gateway stopping", length)
+        else:
+            body = self._read_body(length)
+            if body is None:
+                return
+            self.server.request_read(self.connection)
+            self._answer(*source.take(body))
+
+    def _declared_length(self) -> tuple[int, tuple[HTTPStatus, str] | None]:
+        """The body's ``Content-Length``, or the answer refusing the request without it."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._answer(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not chunks")
-            return
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            self._answer(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
-            return
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError(length_text)
-        except ValueError:
-            self._answer(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-            return
-        if length > source.cfg.max_body_bytes:
-            self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                         f"body of {length} bytes > {source.cfg.max_body_bytes}")
-            self._discard(length)
-            return
-        if source.closing():
-            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, "gateway stopping")
-            return
-        body = self._read_body(length)
-        if body is None:
-            return
-        self.server.request_read(self.connection)
-        status, text = source.take(body)
-        self._answer(status, text)
+            return 0, (HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not chunks")
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return 0, (HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+        if not text.strip().isdigit():
+            return 0, (HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        return int(text), None
 
     def _read_body(self, length: int) -> bytes | None:
         """The whole body within ``timeout_s``; None (answered 408, or the peer is gone)."""
@@ -394,9 +390,11 @@ class _Handler(BaseHTTPRequestHandler):
             return None  # reset, or cut by stop()
         return b"".join(parts)
 
-    def _discard(self, length: int) -> None:
-        """Read and drop a refused body (up to DRAIN_LIMIT) so the answer is not lost to a
-        connection reset when the socket closes with unread data."""
+    def _refuse(self, status: HTTPStatus, text: str, length: int) -> None:
+        """Answer without taking the body, then read and drop it (up to DRAIN_LIMIT), so
+        the answer is not lost to a connection reset when the socket closes with unread
+        data."""
+        self._answer(status, text)
         left = min(length, DRAIN_LIMIT)
         deadline = time.monotonic() + self.source.cfg.timeout_s
         with contextlib.suppress(OSError):
