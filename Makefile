@@ -10,6 +10,7 @@ bench: ## throughput and CPU figures (not a test)
 	.venv/bin/python benchmarks/serial_read.py
 	.venv/bin/python benchmarks/influx_sink.py
 	.venv/bin/python benchmarks/mqtt_influx.py
+	.venv/bin/python benchmarks/mqtt_formats.py
 	.venv/bin/python benchmarks/rules_eval.py
 lint:
 	scripts/setup-venv

@@ -107,6 +107,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
           f"duplicates {counts.get('duplicates', 0)}  rejected {sum(rejected.values())}")
     for reason, n in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  rejected {reason}: {n}")
+    for name, n in sorted(counts.items()):
+        if name.startswith("ignored."):  # well-formed, no readings (a LoRaWAN join...)
+            print(f"  ignored {name.removeprefix('ignored.')}: {n}")
     if "influxdb.written" in counts:
         print(f"influxdb points written {counts['influxdb.written']}, "
               f"rejected {counts['influxdb.rejected']}")

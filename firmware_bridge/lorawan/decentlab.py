@@ -22,6 +22,7 @@ connected (the decoders' −5 / −327.68): skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from firmware_bridge import reasons
@@ -60,36 +61,41 @@ def _groups(payload: bytes, lengths: tuple[int, ...],
     return groups
 
 
-def decode_dl_5tm(payload: bytes, f_port: int | None) -> Decoded | CodecError:
-    groups = _groups(payload, (2, 1), "DL-5TM")
+def _decode(payload: bytes, model: str, probe_values: int,
+            read_probe: Callable[[list[int], Decoded], None]) -> Decoded | CodecError:
+    """Both devices: sensor group 0 is the probe (``read_probe``), group 1 the battery."""
+    groups = _groups(payload, (probe_values, 1), model)
     if isinstance(groups, CodecError):
         return groups
     out = Decoded()
     probe, battery = groups
     if probe is not None:
-        e = probe[0] / 50
-        vwc = 4.3e-6 * e**3 - 5.5e-4 * e**2 + 2.92e-2 * e - 5.3e-2
-        out.readings[("soil_moisture_pct", "main")] = vwc * 100
-        out.readings[("soil_temperature_c", "main")] = (probe[1] - 400) / 10
-        out.unknown.append("dielectric_permittivity")
+        read_probe(probe, out)
     if battery is not None:
         out.battery_v = battery[0] / 1000
     return out
+
+
+def _dl_5tm_probe(x: list[int], out: Decoded) -> None:
+    e = x[0] / 50
+    vwc = 4.3e-6 * e**3 - 5.5e-4 * e**2 + 2.92e-2 * e - 5.3e-2
+    out.readings[("soil_moisture_pct", "main")] = vwc * 100
+    out.readings[("soil_temperature_c", "main")] = (x[1] - 400) / 10
+    out.unknown.append("dielectric_permittivity")
+
+
+def _dl_smtp_profile(x: list[int], out: Decoded) -> None:
+    for depth in range(8):
+        moisture, temperature = x[2 * depth], x[2 * depth + 1]
+        if moisture == 0 and temperature == 0:
+            continue  # no sensor at this depth
+        out.unknown.append(f"soil_moisture_at_depth_{depth}")
+        out.readings[("soil_temperature_c", f"depth{depth}")] = (temperature - 32768) / 100
+
+
+def decode_dl_5tm(payload: bytes, f_port: int | None) -> Decoded | CodecError:
+    return _decode(payload, "DL-5TM", 2, _dl_5tm_probe)
 
 
 def decode_dl_smtp(payload: bytes, f_port: int | None) -> Decoded | CodecError:
-    groups = _groups(payload, (16, 1), "DL-SMTP")
-    if isinstance(groups, CodecError):
-        return groups
-    out = Decoded()
-    profile, battery = groups
-    if profile is not None:
-        for depth in range(8):
-            moisture, temperature = profile[2 * depth], profile[2 * depth + 1]
-            if moisture == 0 and temperature == 0:
-                continue  # no sensor at this depth
-            out.unknown.append(f"soil_moisture_at_depth_{depth}")
-            out.readings[("soil_temperature_c", f"depth{depth}")] = (temperature - 32768) / 100
-    if battery is not None:
-        out.battery_v = battery[0] / 1000
-    return out
+    return _decode(payload, "DL-SMTP", 16, _dl_smtp_profile)

@@ -27,6 +27,7 @@ vendor's decoder chose; this maps them through the sensor catalogue's aliases
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -155,6 +156,8 @@ def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
                 return CodecError(reasons.SCHEMA, f"{key}: unit {unit!r} is not one of "
                                   f"{quantity}'s")
             value = convert(value)
+            if not math.isfinite(value):  # 1e308 m³/m³ is a float overflow, not a reading
+                return CodecError(reasons.SCHEMA, f"{key}: {str(raw)[:40]!r} is out of range")
         measurement = BY_NAME[quantity].measurement
         if measurement == "device":
             if quantity != "battery_v":

@@ -7,6 +7,7 @@ A clone without the corpus skips the corpus cases.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 
 from firmware_bridge import reasons
 from firmware_bridge.lorawan import decode_chirpstack, decode_ttn
+from firmware_bridge.lorawan.common import Decoded
 from firmware_bridge.lorawan.fields import decode_object
 from firmware_bridge.native import parse_timestamp
+from gateway.catalogue import BY_NAME
 from gateway.packet import Ignored, Packet, Rejection
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "lorawan"
@@ -269,7 +272,8 @@ def test_decoded_object_mapping(obj: dict[str, Any], readings: dict[tuple[str, s
 @pytest.mark.parametrize(
     ("obj", "detail"),
     [({"temperature": "20 kg"}, "unit 'kg'"), ({"temperature": "warm"}, "not a number"),
-     ({"temperature": 1, "temp": 2}, "given twice"), ({"Bat": 3.1, "vbat": 3.2}, "twice")],
+     ({"temperature": 1, "temp": 2}, "given twice"), ({"Bat": 3.1, "vbat": 3.2}, "twice"),
+     ({"volumetric_water_content": 1e307}, "out of range"), ({"temp": "1e400"}, "not a number")],
 )
 def test_decoded_object_refusals(obj: dict[str, Any], detail: str) -> None:
     got = decode_object(obj)
@@ -312,3 +316,27 @@ def test_arbitrary_json_never_raises(obj: object, codec: str | None, event: str 
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     for got in (decode_ttn(data), decode_chirpstack(data)):
         assert isinstance(got, Packet | Rejection)
+
+
+FIELD_KEYS = st.sampled_from(["temperature", "Bat", "battery", "water_SOIL", "conduct_SOIL",
+                              "soil_temperature_at_depth_3", "soil_moisture_pct@10cm",
+                              "volumetric_water_content", "rssi", "pressure", "unknown"])
+FIELD_VALUES = JSON_VALUES | st.builds(
+    lambda number, unit: f"{number}{unit}",
+    st.floats(allow_nan=True, allow_infinity=True) | st.integers(),
+    st.sampled_from(["", " V", "mV", " °C", "°F", " uS/cm", " %", " kPa", " m³/m³", " x"]),
+) | st.fixed_dictionaries({"value": JSON_VALUES}, optional={"unit": JSON_VALUES})
+
+
+@settings(max_examples=400, deadline=None)
+@given(obj=st.dictionaries(FIELD_KEYS | st.text(max_size=6), FIELD_VALUES, max_size=6))
+def test_decoded_objects_never_raise_and_give_finite_catalogue_values(
+    obj: dict[str, Any],
+) -> None:
+    got = decode_object(obj)
+    if isinstance(got, Decoded):
+        for (quantity, _sensor), value in got.readings.items():
+            assert quantity in BY_NAME and math.isfinite(value)
+        assert got.battery_v is None or math.isfinite(got.battery_v)
+    else:
+        assert got.reason in reasons.REASONS

@@ -160,3 +160,26 @@ def test_replay_ttn_and_chirpstack_one_message_a_line_with_the_registry(
     lse = [r for r in rows if r["node"] == "lse01-b"]
     assert [(float(r["soil_moisture_pct"]), float(r["soil_temperature_c"])) for r in lse] == [
         (21.02, 18.5)]
+
+
+def test_replay_rtl433_names_registered_devices_and_prints_ignored_counts(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "satoyama.yaml"
+    config.write_text(
+        f"site: farm\ndata_dir: {tmp_path / 'data'}\n"
+        "devices:\n  bed-wh51:\n    plot: beds\n    ids: ['rtl433:Fineoffset-WH51/006b58']\n"
+        "  wh31-ch1:\n    ids: ['rtl433:AmbientWeather-WH31E/195/1']\n")
+    src = tmp_path / "rtl433.jsonl"
+    src.write_text("\n".join(RTL433_LINES[:3]) + "\n")
+    counts = json.loads(satoyama("replay", "--format", "rtl433", str(src), "-c", str(config),
+                                 "--json").stdout)
+    assert counts["stored"] == 3
+    out = satoyama("export", "-c", str(config), "--format", "csv").stdout
+    nodes = {(r["node"], r["plot"]) for r in csv.DictReader(io.StringIO(out))}
+    assert nodes == {("bed-wh51", "beds"), ("wh31-ch1", "unassigned")}
+
+    events = tmp_path / "chirpstack.jsonl"
+    events.write_text('{"deviceInfo": {"devEui": "0101010101010101"}, "batteryLevel": 9}\n')
+    text = satoyama("replay", "--format", "chirpstack", str(events), "-c", str(config)).stdout
+    assert "stored 0" in text and "ignored not_uplink: 1" in text
