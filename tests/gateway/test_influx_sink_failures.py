@@ -15,7 +15,7 @@ from helpers import wait_for
 from outbox_data import make_records, sink
 
 from gateway.config.models import InfluxDBSinkConfig
-from gateway.sinks.influxdb import FailureClass, WriteError, classify
+from gateway.sinks.influxdb import FailureClass, V1Writer, WriteError, classify
 from gateway.store.sqlite import Store
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -232,3 +232,39 @@ def test_a_row_line_protocol_cannot_carry_is_quarantined_unaltered(
     assert store.counters()["sink.influxdb.rejected_points"] == 3
     assert s.backlog() == {"reading": 0, "device": 0, "alert": 0}
     s.stop()
+
+
+def test_v1_writer_keeps_its_connection_and_survives_the_server_closing_it() -> None:
+    """A kept-alive connection the server closed while idle (a proxy or server idle
+    timeout) costs one transparent re-send, not a network error and a backoff."""
+    peers: list[tuple[str, int]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive unless the server says otherwise
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            peers.append(self.client_address)
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            # every second request: drop the connection without "Connection: close"
+            self.close_connection = len(peers) % 2 == 0
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        writer = V1Writer(f"http://127.0.0.1:{server.server_address[1]}", "farm", None, 5.0)
+        for _ in range(5):
+            writer.write(b"m v=1 1\n")
+            time.sleep(0.05)  # the close reaches the client before the next write
+        writer.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(peers) == 5
+    # kept alive: requests 1+2 share a connection, 3+4 the next, 5 a third
+    assert len({port for _, port in peers}) == 3
