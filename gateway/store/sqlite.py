@@ -549,17 +549,23 @@ class Store:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur]
 
-    def outbox_rows(
+    @contextmanager
+    def outbox_cursor(
         self, table: str, last_id: int, limit: int
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Like :meth:`rows_after`, as (column names, row tuples): for the sinks' hot path."""
+    ) -> Iterator[tuple[list[str], Iterable[tuple[Any, ...]]]]:
+        """(column names, rows) of one outbox table after a consumer's cursor, oldest
+        first, as an open cursor: rows are read as they are used (the sinks' hot path).
+        Holds this connection's lock (and a read snapshot) until the block ends."""
         if table not in OUTBOX_TABLES and table != "quarantine":
             raise ValueError(table)
         with self._lock:
             cur = self._db.execute(
                 f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
             )
-            return [d[0] for d in cur.description], cur.fetchall()
+            try:
+                yield [d[0] for d in cur.description], cur
+            finally:
+                cur.close()
 
     def backlog(self, sink: str, tables: Sequence[str] = OUTBOX_TABLES) -> dict[str, int]:
         out: dict[str, int] = {}

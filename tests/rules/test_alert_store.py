@@ -50,8 +50,8 @@ def test_rules_step_appends_events_and_saves_state_and_cursors_together(tmp_path
 def test_alert_row_is_one_point_with_string_state_and_message(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     store.rules_step("rules", {}, {}, [_event("firing", "pending", 2000)])
-    columns, rows = store.outbox_rows("alert", 0, 10)
-    line = RowEncoder("alert", columns)(rows[0])
+    with store.outbox_cursor("alert", 0, 10) as (columns, rows):
+        line = RowEncoder("alert", columns)(next(iter(rows)))
     assert line == (
         "alert,node=n17,plot=p3,rule=tomato.soil_dry,sensor=soil_10cm,severity=warning,"
         'site=kamiyama state="firing",value=21.5,'
