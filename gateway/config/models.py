@@ -567,10 +567,11 @@ class PipelineConfig(_Section):
     """The bounded queue between the sources and storage."""
 
     queue_size: int = Field(
-        default=10000,
+        default=2000,
         gt=0,
         description="Messages (an MQTT read's batch counts as its messages) or serial reads "
-        "the ingest queue holds; sources wait (backpressure) when it is full.",
+        "the ingest queue holds; sources wait (backpressure) when it is full. An MQTT "
+        "broker keeps what waits (docs/mqtt.md), so a longer queue costs memory, not loss.",
     )
     batch_max: int = Field(
         default=500, gt=0, description="Most readings committed per transaction."

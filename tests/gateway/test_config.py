@@ -123,7 +123,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.clock.require_sync is False
     assert s.clock.not_before == date(2026, 1, 1)
     assert (s.pipeline.queue_size, s.pipeline.batch_max, s.pipeline.batch_interval_ms) == (
-        10000,
+        2000,
         500,
         200,
     )
