@@ -25,7 +25,6 @@ from gateway.pipeline.ingest import Pipeline
 from gateway.pipeline.validate import DeviceInfo, Policy
 from gateway.sinks.mqtt_alerts import MqttAlertPublisher
 from gateway.sinks.process import SinkProcess
-from gateway.sources.http import HttpSource, upload_decoder
 from gateway.sources.items import SourceQueue
 from gateway.sources.mqtt import DEFAULT_RECEIVE_MAXIMUM, MqttSource
 from gateway.sources.mqtt_formats import message_decoder
@@ -38,6 +37,7 @@ from rules.wiring import build_runner
 
 if TYPE_CHECKING:
     from gateway.sinks.influxdb import InfluxSink
+    from gateway.sources.http import HttpSource
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,9 @@ class Gateway:
         self.http: HttpSource | None = None
         http_cfg = settings.sources.http
         if http_cfg is not None:
+            # Loaded only where it runs, like the InfluxDB writer: memory is the budget.
+            from gateway.sources.http import HttpSource, upload_decoder
+
             self.http = HttpSource(
                 "http", http_cfg, self.inbox, stop=self.stop_event,
                 decode=upload_decoder(http_cfg, default_site=settings.site,
