@@ -196,6 +196,20 @@ def _topic_entry(value: object) -> object:
 TopicEntry = Annotated[MqttTopicConfig, BeforeValidator(_topic_entry)]
 
 
+def _covers(wide: str, narrow: str) -> bool:
+    """Whether every topic the filter ``narrow`` matches is matched by ``wide`` too."""
+    wide_levels, narrow_levels = wide.split("/"), narrow.split("/")
+    for i, level in enumerate(wide_levels):
+        if level == "#":
+            return True
+        if i >= len(narrow_levels):
+            return False
+        other = narrow_levels[i]
+        if other == "#" or (level != "+" and (other == "+" or other != level)):
+            return False
+    return len(wide_levels) == len(narrow_levels)
+
+
 class MqttSourceConfig(_Section):
     """Uplinks from an MQTT broker (native JSON, LoRaWAN servers, rtl_433, ...)."""
 
@@ -296,6 +310,24 @@ class MqttSourceConfig(_Section):
                     "set format: ttn or format: chirpstack on this topic, or remove codec",
                     fields=(("topics", i, "codec"),),
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _no_shadowed_topic(self) -> MqttSourceConfig:
+        # A message takes the format of the first filter it matches: a later entry whose
+        # every topic an earlier filter already matches would never apply.
+        for i, later in enumerate(self.topics):
+            for j, earlier in enumerate(self.topics[:i]):
+                decodes_alike = ((later.format or self.format, later.codec)
+                                 == (earlier.format or self.format, earlier.codec))
+                if not decodes_alike and _covers(earlier.topic, later.topic):
+                    raise config_error(
+                        f"{later.topic!r} never applies: every topic it matches is matched "
+                        f"first by topics[{j}] {earlier.topic!r}",
+                        "a message takes the format of the first filter it matches: put the "
+                        "narrower filter first",
+                        fields=(("topics", i),),
+                    )
         return self
 
     @property
