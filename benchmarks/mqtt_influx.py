@@ -270,6 +270,7 @@ def main() -> None:
         broker = Mosquitto(tmp / "mqtt").start()
         influx = InfluxDB1(tmp / "influx").start()
         influx.create_database("satoyama")
+        gw: GatewayProcess | None = None
         try:
             ceiling = 0.0
             if "ceiling" in phases:
@@ -336,6 +337,8 @@ def main() -> None:
             if args.log:
                 shutil.copy(tmp / "gateway.log", args.log)
         finally:
+            if gw is not None and gw.proc is not None and gw.proc.poll() is None:
+                gw.proc.kill()  # a phase failed: no gateway left running after the bench
             broker.stop()
             influx.stop()
 
