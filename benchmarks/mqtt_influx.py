@@ -258,11 +258,16 @@ def main() -> None:
     ap.add_argument("--phases", default="ceiling,fixed,burst,backlog",
                     help="comma-separated subset of ceiling,fixed,burst,backlog")
     ap.add_argument("--log", type=Path, help="copy the gateway's log here at the end")
+    ap.add_argument("--rules", action="store_true",
+                    help="also run the alert rules: preset:common and preset:tomato, every "
+                    "node registered as a tomato plot")
     ap.add_argument("--sink-process", action="store_true",
                     help="sinks.influxdb.separate_process: true (the sink in its own process)")
     args = ap.parse_args()
     phases = set(args.phases.split(","))
     where = "in its own process" if args.sink_process else "in the gateway process"
+    if args.rules:
+        where += ", alert rules preset:common + preset:tomato"
     print(f"setup      InfluxDB sink {where}; CPU is summed over all gateway processes; "
           f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
     with tempfile.TemporaryDirectory() as d:
@@ -285,6 +290,9 @@ def main() -> None:
                 "sinks": {"influxdb": {"url": influx.url, "api": "v1", "database": "satoyama",
                                        **({"separate_process": True} if args.sink_process
                                           else {})}},
+                **({"rules": ["preset:common", "preset:tomato"],
+                    "devices": {f"n{n}": {"plot": f"plot-{n}", "crop": "tomato"}
+                                for n in range(1, NODES + 1)}} if args.rules else {}),
             }))
             db = tmp / "data" / "satoyama.db"
             gw = GatewayProcess(config, tmp / "gateway.log")
