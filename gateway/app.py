@@ -10,6 +10,7 @@ open connection), then the MQTT source says "offline" and disconnects, and the s
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway import runtime
 from gateway.clock import ClockMonitor
 from gateway.config import Settings
 from gateway.packet import Record
@@ -119,6 +121,7 @@ class Gateway:
         rules_time_scale: float = 1.0,
     ) -> None:
         self.settings = settings
+        self._started_ns = time.time_ns()
         self.stop_event = threading.Event()
         # Bounded by messages: an MQTT read's batch counts as its messages (backpressure).
         self.inbox: queue.Queue[Any] = SourceQueue(maxsize=settings.pipeline.queue_size)
@@ -219,7 +222,22 @@ class Gateway:
             self.rules.stop()  # evaluates the last commits first
         for sink in self.sinks:
             sink.stop()
+        self.report(stopped=True)
         self.store.close()
+
+    def report(self, *, stopped: bool = False) -> None:
+        """Write the runtime report ``satoyama status`` shows (gateway/runtime.py)."""
+        sources: list[Any] = [s.stats() for s in self.sources]
+        sources += [s.stats() for s in (self.mqtt, self.http) if s is not None]
+        report = runtime.snapshot(
+            pid=os.getpid(), gateway_id=self.settings.gateway_id, started_ns=self._started_ns,
+            now_ns=time.time_ns(), queue_items=self.inbox.qsize(),
+            queue_limit=self.settings.pipeline.queue_size, paused=self.pipeline.paused,
+            sources=sources, stopped=stopped)
+        try:
+            self.store.set_meta(runtime.META_KEY, runtime.encode(report))
+        except Exception as exc:  # a status report must never stop the gateway
+            log.warning("runtime report not written: %s", exc)
 
     def run_until_stopped(self, duration: float | None = None) -> None:
         """Run until SIGINT/SIGTERM or ``duration`` seconds, then shut down cleanly."""
@@ -231,9 +249,14 @@ class Gateway:
         try:
             self.start()
             end = None if duration is None else time.monotonic() + duration
+            report_at = time.monotonic()
             while not self.stop_event.is_set():
-                if end is not None and time.monotonic() >= end:
+                now = time.monotonic()
+                if end is not None and now >= end:
                     break
+                if now >= report_at:
+                    self.report()
+                    report_at = now + runtime.REPORT_INTERVAL_S
                 self.stop_event.wait(0.2)
                 if not self._worker.is_alive():
                     log.error("pipeline worker ended unexpectedly")

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -160,6 +161,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         info = collect(store, sinks=sinks)
     finally:
         store.close()
+    if args.check:  # a health check: is a gateway running on this store and reporting?
+        from gateway import runtime
+
+        line = runtime.describe(info["runtime"], time.time_ns())[0]
+        print(line)
+        return 0 if info["runtime"] and info["runtime"]["state"] == "running" else 1
     if args.json:
         print(json.dumps(info, default=str, sort_keys=True, indent=1))
     else:
@@ -239,10 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--units-row", action="store_true", help="add a second header row of units")
     sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("status", help="counters, rejects, nodes and last values")
+    sp = sub.add_parser("status", help="the running gateway, its sources and queue, "
+                        "counters, rejects, backlogs, alerts, nodes and last values")
     with_config(sp)
     with_data_dir(sp)
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--check", action="store_true",
+                    help="health check: exit 0 if a gateway on this store reported within "
+                    "the last 15 s, else 1 (one line says why)")
     sp.set_defaults(func=cmd_status)
 
     from dashboards.cli import register as register_dashboards  # Grafana libs load lazily

@@ -8,13 +8,18 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway import runtime
 from gateway.catalogue import BY_NAME, label
 from gateway.sinks.influxdb import oldest_unsent_age_s
 from gateway.store.sqlite import Store
 
 
 def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
+    report = runtime.decode(store.meta(runtime.META_KEY))
+    if report is not None:
+        report["state"] = runtime.state(report, time.time_ns())
     return {
+        "runtime": report,
         "store": {"path": str(store.path), "used_bytes": store.used_bytes(),
                   "readings": store.count("reading"), "packets": store.count("packet"),
                   "quarantined": store.count("quarantine")},
@@ -73,6 +78,7 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
     zone = ZoneInfo(tz)
     st = info["store"]
     lines = [
+        *runtime.describe(info.get("runtime"), now),
         f"store      {st['path']}  ({st['used_bytes'] / 1e6:.1f} MB used)",
         f"packets    {st['packets']} stored, {st['readings']} reading rows, "
         f"{st['quarantined']} quarantined",

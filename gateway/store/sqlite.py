@@ -745,6 +745,15 @@ class Store:
         with self._lock:
             return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._tx():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only query for tests and tools."""
         with self._lock:
