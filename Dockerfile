@@ -37,15 +37,16 @@ VOLUME ["/data"]
 WORKDIR /data
 USER satoyama
 
-# Healthy = the configuration still loads (secrets from the environment included) and the
-# gateway has created its SQLite store on the volume and it opens and answers queries
-# (read-only: the check never writes). `satoyama run` is PID 1, so a dead process stops the
-# container and `restart: unless-stopped` handles it; this catches what a live process
-# does not show: a missing or unreadable volume, a corrupt or locked store, a config that
+# Healthy = the configuration still loads (secrets from the environment included), the
+# SQLite store on the volume opens and answers queries (read-only: the check never writes),
+# and the gateway wrote its runtime report there within 15 s (it does every 5 s from its
+# main loop). `satoyama run` is PID 1, so a dead process stops the container and
+# `restart: unless-stopped` handles it; this catches what a live process does not show: a
+# hung main loop, a missing or unreadable volume, a corrupt or locked store, a config that
 # no longer loads. It does not demand recent readings: a quiet night or a farm whose nodes
 # report every 30 minutes is not an unhealthy gateway (stale nodes are alerts, not health).
 HEALTHCHECK --interval=60s --timeout=20s --start-period=60s --retries=3 \
-    CMD ["satoyama", "status", "-c", "/config/satoyama.yaml", "--json"]
+    CMD ["satoyama", "status", "-c", "/config/satoyama.yaml", "--check"]
 
 # SIGTERM: sources stop, the pipeline drains the queue and commits, the store closes.
 STOPSIGNAL SIGTERM
