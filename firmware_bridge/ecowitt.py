@@ -27,6 +27,12 @@ fields                      node channel readings (catalogue quantity)          
 ``solarradiation``
 ``tempinf``, ``humidityin`` (station)    the same, sensor ``indoor`` (the
                                          gateway's own sensor)
+``totalrainin``, else       (station)    ``rain_total_mm`` (sensor ``main``);
+``yearlyrainin``                         the pipeline derives ``rain_mm``
+``train_piezo``, else       (station)    ``rain_total_mm`` (sensor ``piezo``,
+``yrain_piezo``                          the WS90's piezo gauge)
+``rainratein``,             (station)    ``rain_rate_mm_h`` (``main``, ``piezo``)
+``rrain_piezo``
 ==========================  ===========  ======================================  ============
 
 A node's name comes from the device registry: ``devices.<node>.ids`` entries
@@ -37,8 +43,16 @@ The station id is ``PASSKEY`` (what Ecowitt gateways send: a hash of their MAC),
 ``MAC``; a body with neither cannot be told apart from another station's and is refused.
 
 **Conversions:** °F -> °C ``(f - 32) * 5/9`` (2 decimals; the gateway sends 0.1 °F),
-inHg -> hPa ``× 33.8638866667`` (2 decimals), mph -> m/s ``× 0.44704`` (3 decimals);
+inHg -> hPa ``× 33.8638866667`` (2 decimals), mph -> m/s ``× 0.44704`` (3 decimals),
+in -> mm ``× 25.4`` (4 decimals: every 0.001 in step), in/h -> mm/h (2 decimals);
 percentages and W/m² as sent.
+
+**Rain** comes as running totals, the catalogue's ``rain_mm`` is rain since the previous
+reading: the decoder passes on one total per gauge as ``rain_total_mm`` (the raw number,
+for provenance) and the store derives ``rain_mm`` from consecutive totals
+(gateway/store/counters.py, rules in gateway/derive.py). It takes the total that never
+resets (``totalrainin``; ``train_piezo``) when the body has it, else the yearly one,
+whose New Year reset the counter step treats as a restart from 0.
 
 **Time:** ``dateutc`` (``YYYY-MM-DD HH:MM:SS``, UTC, the gateway's clock, set by NTP) is
 the node time of every packet, so the skew policy applies to it. ``now`` (Wunderground
@@ -46,10 +60,10 @@ style) or no ``dateutc`` leaves the time to the gateway; an unreadable one is re
 
 **Deliberately not mapped** (listed in ``Packet.unknown_fields`` of the station packet):
 
-- rain (``rainratein``, ``eventrainin``, ``hourlyrainin``, ``dailyrainin`` ...,
-  ``*_piezo``): running totals and rates, while the catalogue's ``rain_mm`` is rain since
-  the previous reading; turning a total into that needs the previous total, which a pure
-  decoder does not have (the same call as for rtl_433).
+- the other rain totals (``eventrainin``, ``hourlyrainin``, ``dailyrainin``,
+  ``weeklyrainin``, ``monthlyrainin``, the yearly one when the total is there, and their
+  ``*_piezo`` twins, ``rain24_piezo``): the same rain as the total that is kept, reset
+  more often; ``srain_piezo`` (a raining 0/1 flag).
 - ``baromrelin``: sea-level pressure computed with the offset set in the app; the
   catalogue's ``pressure_hpa`` is station pressure (``baromabsin``).
 - battery flags: ``battN`` (WH31), ``wh25batt``, ``wh26batt``, ``wh65batt`` are 0/1 "low"
@@ -92,6 +106,7 @@ SCHEME: Final = "ecowitt"  # devices.<node>.ids: "ecowitt:<station>/<channel>"
 MAX_BODY: Final = 16384  # a GW2000 with every sensor sends about 2 KiB
 MAX_FIELDS: Final = 400
 INDOOR_SENSOR: Final = "indoor"
+PIEZO_SENSOR: Final = "piezo"  # the WS90's piezo rain gauge, next to a tipping bucket
 _STATION_KEYS: Final = ("PASSKEY", "passkey", "MAC", "mac")
 _META: Final = frozenset({*_STATION_KEYS, "stationtype", "model", "freq", "runtime", "heap",
                           "interval", "dateutc"})
@@ -112,6 +127,14 @@ def _mph(mph: float) -> float:
     return round(mph * 0.44704, 3)
 
 
+def _inches(inches: float) -> float:
+    return round(inches * 25.4, 4)  # 0.001 in = 0.0254 mm: 4 decimals keep every step
+
+
+def _inches_per_hour(inches: float) -> float:
+    return round(inches * 25.4, 2)
+
+
 def _as_sent(value: float) -> float:
     return value
 
@@ -125,7 +148,17 @@ _STATION: Final[dict[str, tuple[str, str, Callable[[float], float]]]] = {
     "solarradiation": ("solar_radiation_wm2", MAIN_SENSOR, _as_sent),
     "tempinf": ("temperature_c", INDOOR_SENSOR, _fahrenheit),
     "humidityin": ("humidity_pct", INDOOR_SENSOR, _as_sent),
+    "rainratein": ("rain_rate_mm_h", MAIN_SENSOR, _inches_per_hour),
+    "rrain_piezo": ("rain_rate_mm_h", PIEZO_SENSOR, _inches_per_hour),
 }
+# Rain totals, best first per sensor tag: a total that never resets on a calendar boundary,
+# else the yearly one (which the counter step sees as a restart from 0 each new year). The
+# daily, weekly, monthly, event and hourly totals are left out: the chosen one holds the
+# same rain, and they reset far more often.
+_RAIN_TOTALS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (MAIN_SENSOR, ("totalrainin", "yearlyrainin")),
+    (PIEZO_SENSOR, ("train_piezo", "yrain_piezo")),  # WS90 haptic gauge
+)
 # Channel fields: pattern with the channel number as group 1 -> (channel prefix, quantity
 # or "battery_v", conversion).
 _CHANNELS: Final[tuple[tuple[re.Pattern[str], str, str, Callable[[float], float]], ...]] = (
@@ -231,10 +264,11 @@ def decode_ecowitt(
     devices: dict[str | None, _Device] = {}  # channel (None: the station) -> its values
     out: list[Packet | Rejection] = []
     unknown: list[str] = []
+    rain_totals = _rain_totals(fields)
     for key, text in fields.items():
         if key in _META:
             continue
-        target = _target(key)
+        target = rain_totals.get(key) or _target(key)
         if target is None:
             unknown.append(key)
             continue
@@ -261,6 +295,17 @@ def decode_ecowitt(
             unknown_fields=tuple(unknown) if channel is None else (),
         ))
     return out
+
+
+def _rain_totals(fields: Mapping[str, str]
+                 ) -> dict[str, tuple[None, str, str, Callable[[float], float]]]:
+    """The one rain total per sensor tag that this body carries (see ``_RAIN_TOTALS``)."""
+    chosen: dict[str, tuple[None, str, str, Callable[[float], float]]] = {}
+    for sensor, keys in _RAIN_TOTALS:
+        key = next((k for k in keys if k in fields), None)
+        if key is not None:
+            chosen[key] = (None, "rain_total_mm", sensor, _inches)
+    return chosen
 
 
 def _target(key: str) -> tuple[str | None, str, str, Callable[[float], float]] | None:

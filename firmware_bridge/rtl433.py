@@ -19,13 +19,17 @@
   rtl_433 spells in the field name (``temperature_F``, ``battery_mV``, ``pressure_kPa``,
   ``wind_avg_km_h``, ``wind_avg_mi_h``). Numbers only: a string or boolean in a mapped
   field is ``schema``.
-- Deliberately not mapped (listed in ``Packet.unknown_fields``): ``rain_mm``/``rain_in``
-  (rtl_433 reports the station's running total, the catalogue's ``rain_mm`` is rain since
-  the previous reading: turning one into the other needs the previous total, which a pure
-  decoder does not have), ``rssi`` (rtl_433's level is dB relative to the receiver's full
-  scale, not dBm), ``battery_ok`` (a 0..1 health estimate, not a voltage; older rtl_433
-  versions sent ``battery`` as ``"OK"``/``"LOW"``), and every field
-  the catalogue does not know (wind direction and gusts, UV, raw ADC values...).
+- Rain: rtl_433's ``rain_mm``/``rain_in`` is the station's running total (tips counted
+  since the batteries went in, wrapping at the counter's width), not the catalogue's
+  ``rain_mm`` (rain since the previous reading): it becomes ``rain_total_mm`` (inches
+  × 25.4) and the store derives ``rain_mm`` from consecutive totals (a wrap or a battery
+  change counts as a restart from 0, see gateway/derive.py). ``rain_rate_mm_h`` and
+  ``rain_rate_in_h`` become ``rain_rate_mm_h``.
+- Deliberately not mapped (listed in ``Packet.unknown_fields``): ``rssi`` (rtl_433's level
+  is dB relative to the receiver's full scale, not dBm), ``battery_ok`` (a 0..1 health
+  estimate, not a voltage; older rtl_433 versions sent ``battery`` as ``"OK"``/``"LOW"``),
+  and every field the catalogue does not know (wind direction and gusts, UV, raw ADC
+  values...).
 - ``time``: kept as the node time only when it names its zone (``-M time:iso:tz`` or
   ``-M time:utc:iso`` style, or ``-M time:unix``); rtl_433's default local wall clock
   (which zone?) and the ``@0.28s`` offsets of file input are not times of day: the gateway's
@@ -55,7 +59,7 @@ MAX_LINE: Final = 8192
 _NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _ID_KEYS: Final = ("id", "house_id", "module_id")
 _META: Final = frozenset({"model", *_ID_KEYS, "channel", "mic", "protocol", "subtype"})
-_NOT_MAPPED: Final = frozenset({"rain_mm", "rain_in", "rssi", "battery_ok", "battery"})
+_NOT_MAPPED: Final = frozenset({"rssi", "battery_ok", "battery"})
 # Field name -> (catalogue quantity, conversion into the catalogue unit).
 _CONVERTED: Final[dict[str, tuple[str, Callable[[float], float]]]] = {
     "temperature_F": ("temperature_c", lambda f: (f - 32.0) * 5.0 / 9.0),
@@ -63,6 +67,10 @@ _CONVERTED: Final[dict[str, tuple[str, Callable[[float], float]]]] = {
     "pressure_kPa": ("pressure_hpa", lambda kpa: kpa * 10.0),
     "wind_avg_km_h": ("wind_speed_ms", lambda kmh: kmh / 3.6),
     "wind_avg_mi_h": ("wind_speed_ms", lambda mph: mph * 0.44704),
+    # A running total under the catalogue's name for an increment: see the docstring.
+    "rain_mm": ("rain_total_mm", float),
+    "rain_in": ("rain_total_mm", lambda inches: round(inches * 25.4, 4)),
+    "rain_rate_in_h": ("rain_rate_mm_h", lambda inches: inches * 25.4),
 }
 _ZONED_TIME = re.compile(r"(?:[Zz]|[+-]\d{2}:?\d{2})$")
 _EPOCH_TEXT = re.compile(r"^\d{9,10}(?:\.\d{1,9})?$")

@@ -29,6 +29,13 @@ class Quantity:
     grafana_unit: str = "none"
     derived: bool = False
     decimals: int = 2
+    # A running total (a counter that only grows until it restarts from 0): the store keeps
+    # it as the device said and derives ``increment`` (rain since the previous reading)
+    # from consecutive totals of one node and sensor (gateway/store/counters.py).
+    increment: str | None = None
+    # Largest believable increase per hour of ``increment`` (the jump check in
+    # gateway/derive.py counter_increase); None: only the increment's own range applies.
+    max_increase_per_h: float | None = None
 
 
 QUANTITIES: Final[tuple[Quantity, ...]] = (
@@ -51,6 +58,17 @@ QUANTITIES: Final[tuple[Quantity, ...]] = (
              decimals=0),
     Quantity("rain_mm", "mm", "Rain since the previous reading", 0.0, 500.0,
              aliases=("rain", "rainfall", "precipitation"), grafana_unit="lengthmm",
+             decimals=1),
+    # 1,000,000 mm is 100 years of the wettest places on Earth: a bigger "total" is a
+    # decoding error. 400 mm/h is above the world's 1-hour record (about 305 mm in 42 min,
+    # Holt, Missouri, 1947; 401 mm in 1 h, Shangdi, 1975).
+    Quantity("rain_total_mm", "mm", "Rain gauge running total, as the device counts it",
+             0.0, 1_000_000.0,
+             aliases=("rain_total", "total_rain", "rainfall_total", "rain_counter",
+                      "precipitation_total"),
+             grafana_unit="lengthmm", increment="rain_mm", max_increase_per_h=400.0),
+    Quantity("rain_rate_mm_h", "mm/h", "Rain rate (the device's estimate)", 0.0, 2000.0,
+             aliases=("rain_rate", "rainrate", "precipitation_rate"), grafana_unit="none",
              decimals=1),
     Quantity("wind_speed_ms", "m/s", "Wind speed", 0.0, 75.0,
              aliases=("wind_speed", "wind_avg_m_s", "windspeed"), grafana_unit="velocityms"),
@@ -91,6 +109,8 @@ DEVICE_FIELDS: Final[tuple[str, ...]] = (
     "seq",
     "packet_loss_pct",
 )
+#: running total -> the increment quantity derived from it (rain_total_mm -> rain_mm)
+COUNTERS: Final[dict[str, str]] = {q.name: q.increment for q in QUANTITIES if q.increment}
 _ALIASES: Final[dict[str, str]] = {
     alias.lower(): q.name for q in QUANTITIES for alias in (q.name, *q.aliases)
 }
@@ -121,8 +141,8 @@ def check_range(quantity: str, value: float) -> RangeViolation | None:
 
 
 
-_UNIT_SUFFIXES: Final = ("_ms_cm", "_wm2", "_pct", "_lux", "_hpa", "_kpa", "_dbm", "_mm",
-                         "_ms", "_cm", "_db", "_c", "_v")
+_UNIT_SUFFIXES: Final = ("_mm_h", "_ms_cm", "_wm2", "_pct", "_lux", "_hpa", "_kpa", "_dbm",
+                         "_mm", "_ms", "_cm", "_db", "_c", "_v")
 
 
 def label(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Derived quantities: dew point and vapour-pressure deficit (pure functions).
+"""Derived quantities (pure functions): dew point and vapour-pressure deficit from one
+sensor's values, and the increment of a running total (rain) from two consecutive totals.
 
 Saturation vapour pressure follows FAO Irrigation and Drainage Paper 56, eq. 11
 (Tetens form): e°(T) = 0.6108 exp(17.27 T / (T + 237.3)) kPa. Actual vapour pressure from
@@ -10,6 +11,8 @@ other (FAO-56 eq. 14 inverted; the Magnus form with a = 17.27, b = 237.3 °C).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Final, Literal
 
 _A = 17.27
 _B = 237.3  # °C
@@ -46,3 +49,77 @@ def derive(values: dict[str, float]) -> dict[str, float]:
         "dew_point_c": round(dew_point_c(t, rh), 2),
         "vpd_kpa": round(vpd_kpa(t, rh), 3),
     }
+
+
+# ---------------------------------------------------------------- running totals
+#
+# Rain gauges count tips since they were powered up (rtl_433) or since a calendar boundary
+# (Ecowitt's yearly total), while the catalogue's ``rain_mm`` is rain since the previous
+# reading. The increment is the difference of consecutive totals, the way Prometheus'
+# ``increase()`` treats a counter:
+#
+# - first total of a series: the baseline, no increment (what fell before is unknown);
+# - a total that is not newer than the baseline (late, replayed, out of order): no
+#   increment and the baseline stays; its rain is already in the newer difference;
+# - total grew or stayed: the difference;
+# - total fell: the counter restarted from 0 (battery change, console reset, yearly reset,
+#   counter wrap), so the new total is what fell since the restart (rain between the last
+#   reading and the restart is lost: at most one reading interval); never a negative;
+# - an increment above the increment quantity's range, or faster than
+#   ``max_increase_per_h`` over the interval (counted as at least MIN_JUMP_INTERVAL_H), is
+#   a jump (a different device on the same id, a misread total): no increment, flagged;
+#   the new total becomes the baseline so the next reading counts again.
+
+INCREMENT_DECIMALS: Final = 4  # 0.0001 mm: below any gauge's step (0.001 in = 0.0254 mm)
+MIN_JUMP_INTERVAL_H: Final = 0.1  # a short interval still allows 6 minutes' worth
+StepKind = Literal["baseline", "older", "increase", "reset", "jump"]
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReading:
+    """A series' last total and the time of its reading (the baseline)."""
+
+    total: float
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStep:
+    kind: StepKind
+    increment: float | None  # None for baseline, older, jump
+    advance: bool  # the new reading becomes the baseline
+    detail: str = ""
+
+
+def counter_increase(
+    previous: CounterReading | None,
+    total: float,
+    time_ns: int,
+    *,
+    maximum: float,
+    max_per_h: float | None = None,
+) -> CounterStep:
+    """The increment from ``previous`` to ``total`` at ``time_ns`` (rules above).
+
+    ``maximum`` is the largest increment believed whatever the interval (the increment
+    quantity's catalogue maximum).
+    """
+    if previous is None:
+        return CounterStep("baseline", None, True)
+    if time_ns <= previous.time_ns:
+        return CounterStep("older", None, False)
+    if total >= previous.total:
+        kind: StepKind = "increase"
+        increment = round(total - previous.total, INCREMENT_DECIMALS)
+    else:
+        kind, increment = "reset", round(total, INCREMENT_DECIMALS)
+    hours = (time_ns - previous.time_ns) / 3.6e12
+    limit = maximum
+    if max_per_h is not None:
+        limit = min(limit, max_per_h * max(hours, MIN_JUMP_INTERVAL_H))
+    if increment > limit:
+        what = "restart from 0" if kind == "reset" else "increase"
+        return CounterStep("jump", None, True,
+                           f"{what} from {previous.total:g} to {total:g} in {hours:.2f} h:"
+                           f" {increment:g} > {limit:g}")
+    return CounterStep(kind, increment, True)

@@ -64,6 +64,8 @@ _UNITS: Final[dict[str, dict[str, Convert]]] = {
     "illuminance_lux": {"lx": _same, "lux": _same},
     "wind_speed_ms": {"m/s": _same, "km/h": lambda x: x / 3.6},
     "rain_mm": {"mm": _same},
+    "rain_total_mm": {"mm": _same, "in": lambda x: x * 25.4},
+    "rain_rate_mm_h": {"mm/h": _same, "in/h": lambda x: x * 25.4},
     "water_level_cm": {"cm": _same, "mm": lambda x: x / 10.0, "m": lambda x: x * 100.0},
     "solar_radiation_wm2": {"w/m²": _same, "w/m2": _same},
     "leaf_wetness_pct": {"%": _same},

@@ -266,6 +266,8 @@ class Pipeline:
             self.totals[name] = self.totals.get(name, 0) + n
         for name, n in (("stored", result.stored), ("duplicates", result.duplicates)):
             self.totals[name] = self.totals.get(name, 0) + n
+        for name, n in result.flags.items():  # counted by the commit (running totals)
+            self.totals[name] = self.totals.get(name, 0) + n
         for q in pending.quarantine:
             key = f"rejected.{q.rejection.reason}"
             self.totals[key] = self.totals.get(key, 0) + 1

@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
 from gateway.packet import Record, Rejection
+from gateway.store.counters import COUNTER_NAMES, COUNTER_STATE_SCHEMA, JUMP_REASON, CounterSteps
 from rules.alert import AlertEvent
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class BatchResult:
     duplicates: int = 0
     duplicate_keys: list[tuple[str, int | None]] = field(default_factory=list)
     quarantined: int = 0
+    flags: dict[str, int] = field(default_factory=dict)  # flagged.* counted by the commit
 
 
 class Store:
@@ -208,7 +210,8 @@ class Store:
 
     def _migrate(self) -> None:
         self._drop_random_dedup_index()
-        self._db.executescript(_BASE_SCHEMA)  # idempotent; executescript commits itself
+        # Idempotent; executescript commits itself.
+        self._db.executescript(_BASE_SCHEMA + COUNTER_STATE_SCHEMA)
         with self._tx():
             # The catalogue drives the columns: a new quantity becomes a new column here.
             for table, fields in (("reading", READING_FIELDS), ("device", DEVICE_FIELDS)):
@@ -284,9 +287,15 @@ class Store:
             readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
             devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
             nodes: dict[str, list[Any]] = {}
+            steps: CounterSteps | None = None  # running totals -> increments, if any
             for packet_id, rec in stored:
                 tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
                 for sensor, values in rec.readings.items():
+                    for name in COUNTER_NAMES:
+                        if name in values:
+                            steps = steps or CounterSteps(db)
+                            steps.apply(rec, sensor, values)
+                            break
                     _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
                 if rec.device:
                     _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
@@ -315,6 +324,12 @@ class Store:
                 nodes.values(),
             )
             result.stored = len(stored)
+            if steps is not None:
+                steps.save()
+                self._insert_quarantine(_jump_entries(steps))
+                result.flags = steps.flags
+                for name, n in steps.flags.items():
+                    counts[name] = counts.get(name, 0) + n
             self._insert_quarantine(quarantine)
             for q in quarantine:
                 key = f"rejected.{q.rejection.reason}"
@@ -645,6 +660,12 @@ class Store:
         with self._lock:
             return {k: int(v) for k, v in self._db.execute("SELECT name, value FROM counter")}
 
+    def counter_states(self) -> dict[tuple[str, str, str], tuple[float, int]]:
+        """Baselines of running totals: (node, sensor, quantity) -> (total, time_ns)."""
+        with self._lock:
+            return {(n, s, q): (t, ns) for n, s, q, t, ns in
+                    self._db.execute("SELECT * FROM counter_state")}
+
     def node_states(self) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._db.execute("SELECT * FROM node_state ORDER BY site, plot, node")
@@ -772,6 +793,20 @@ def _time_range(column: str, time_from_ns: int | None, time_to_ns: int | None
         where.append(f"{column} < ?")
         params.append(time_to_ns)
     return where, params
+
+
+def _jump_entries(steps: CounterSteps) -> list[QuarantineEntry]:
+    """Quarantine rows for refused increments. The packet itself is stored (its total is
+    in its reading row), so ``raw`` holds the total the device sent, not the packet, and
+    they are counted as ``flagged.<total>.jump``, not as rejected inputs."""
+    return [
+        QuarantineEntry(
+            Rejection(JUMP_REASON, f"{j.quantity}@{j.sensor}: {j.detail}",
+                      f"{j.quantity}@{j.sensor}={j.total!r}".encode(), j.record.format,
+                      j.record.node, j.record.seq),
+            j.record.source, j.record.received_ns)
+        for j in steps.jumps
+    ]
 
 
 def _add_row(

@@ -53,7 +53,9 @@ def test_gw1100b_every_node_and_value() -> None:
                    ("humidity_pct", "indoor"): 46.0,
                    ("pressure_hpa", "main"): 990.32,  # baromabsin 29.244 inHg
                    ("temperature_c", "main"): 33.0,  # tempf 91.4 °F
-                   ("humidity_pct", "main"): 48.0}, None),
+                   ("humidity_pct", "main"): 48.0,
+                   ("rain_total_mm", "main"): 1232.0016,  # totalrainin 48.504 in
+                   ("rain_rate_mm_h", "main"): 0.0}, None),  # rainratein 0.000 in/h
         f"{STATION}-ch1": ({("temperature_c", "main"): 25.39,  # temp1f 77.7 °F
                             ("humidity_pct", "main"): 51.0}, None),  # batt1=1 is a flag
         f"{STATION}-soil1": (dict.fromkeys(soil, 40.0), 1.5),
@@ -66,11 +68,11 @@ def test_gw1100b_every_node_and_value() -> None:
         assert p.node_time_ns == T_GW1100B
         assert p.site == "farm" and p.seq is None and p.format == "ecowitt"
         assert p.raw == (CASES / "gw1100b.form.txt").read_bytes()
-    # Running rain totals, sea-level pressure and battery flags are not readings.
+    # Rain totals other than the one kept, sea-level pressure and battery flags are not
+    # readings.
     assert set(packets[STATION].unknown_fields) == {
-        "baromrelin", "rainratein", "eventrainin", "hourlyrainin", "dailyrainin",
-        "weeklyrainin", "monthlyrainin", "yearlyrainin", "totalrainin", "wh40batt",
-        "wh26batt", "batt1"}
+        "baromrelin", "eventrainin", "hourlyrainin", "dailyrainin", "weeklyrainin",
+        "monthlyrainin", "yearlyrainin", "wh40batt", "wh26batt", "batt1"}
 
 
 @NO_CORPUS
@@ -112,6 +114,14 @@ def test_gw2000a_2_five_soil_probes_and_eight_wh31_channels() -> None:
     assert station[("pressure_hpa", "main")] == 999.29  # baromabsin 29.509 inHg
     assert station[("temperature_c", "main")] == 15.39  # 59.7 °F
     assert packets[STATION].battery_v is None  # wh80batt, wh90batt: other devices
+    # No totalrainin / train_piezo from this firmware: the yearly totals, the WS90's piezo
+    # gauge as its own sensor.
+    assert station[("rain_total_mm", "main")] == 99.2886  # yearlyrainin 3.909 in
+    assert station[("rain_total_mm", "piezo")] == 104.4956  # yrain_piezo 4.114 in
+    assert station[("rain_rate_mm_h", "piezo")] == 0.0  # rrain_piezo
+    unknown = set(packets[STATION].unknown_fields)
+    assert {"erain_piezo", "drain_piezo", "mrain_piezo", "monthlyrainin"} <= unknown
+    assert not {"yearlyrainin", "yrain_piezo", "rainratein", "rrain_piezo"} & unknown
     assert len(packets) == 1 + 8 + 5
 
 

@@ -74,8 +74,9 @@ def test_fine_offset_and_ambient_weather_events() -> None:
     p = _packet(json.dumps(wh24))
     assert p.node == "Fineoffset-WH24:191"
     assert p.readings == {("temperature_c", "main"): 11.8, ("humidity_pct", "main"): 78.0,
-                          ("wind_speed_ms", "main"): 1.12, ("illuminance_lux", "main"): 0.0}
-    assert {"rain_mm", "wind_dir_deg", "wind_max_m_s", "uv", "uvi"} <= set(p.unknown_fields)
+                          ("wind_speed_ms", "main"): 1.12, ("illuminance_lux", "main"): 0.0,
+                          ("rain_total_mm", "main"): 22.2}  # rtl_433's rain_mm: a total
+    assert {"wind_dir_deg", "wind_max_m_s", "uv", "uvi"} <= set(p.unknown_fields)
 
     (a,), (b,) = demod["wh31e_a"], demod["wh31e_b"]
     pa, pb = _packet(json.dumps(a)), _packet(json.dumps(b))
@@ -107,13 +108,15 @@ def test_zoned_and_unix_times_are_node_times_and_local_wall_clock_is_not() -> No
 
 def test_unit_conversions_and_fields_kept_out_on_purpose() -> None:
     p = _packet('{"model": "X", "id": 7, "temperature_F": 212, "pressure_kPa": 101.3, '
-                '"wind_avg_km_h": 36, "rssi": -0.1, "snr": 12.5, "rain_mm": 1234.5, '
-                '"battery": "OK", "mic": "CRC"}')
+                '"wind_avg_km_h": 36, "rssi": -0.1, "snr": 12.5, "rain_in": 2.5, '
+                '"rain_rate_in_h": 0.5, "battery": "OK", "mic": "CRC"}')
     assert p.readings[("temperature_c", "main")] == pytest.approx(100.0)
     assert p.readings[("pressure_hpa", "main")] == pytest.approx(1013.0)
     assert p.readings[("wind_speed_ms", "main")] == pytest.approx(10.0)
+    assert p.readings[("rain_total_mm", "main")] == 63.5  # a running total, in mm
+    assert p.readings[("rain_rate_mm_h", "main")] == pytest.approx(12.7)
     assert (p.snr_db, p.rssi_dbm) == (12.5, None)
-    assert p.unknown_fields == ("rssi", "rain_mm", "battery")
+    assert p.unknown_fields == ("rssi", "battery")
 
 
 @pytest.mark.parametrize(("line", "reason"), [
