@@ -179,7 +179,9 @@ class Gateway:
                                              gateway_id=settings.gateway_id))
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(
-                Notifier(store_path(settings), settings.notifications, settings.tzinfo))
+                Notifier(store_path(settings), settings.notifications, settings.tzinfo,
+                         plots={(d.site or settings.site, d.plot): d.crop
+                                for d in settings.devices.values()}))
         if mqtt_cfg is not None and settings.sinks.mqtt_alerts.enabled:
             self.sinks.append(MqttAlertPublisher(
                 store_path(settings), mqtt_cfg, settings.sinks.mqtt_alerts,

@@ -48,3 +48,12 @@ def crop_presets() -> dict[str, str]:
             if crop != "none":
                 out[crop] = name
     return out
+
+
+def crop_title(crop: str, language: str) -> str:
+    """How people name a crop: its preset's title (``夏秋トマト``), else the registry's word."""
+    preset = crop_presets().get(crop)
+    title = load(preset).title if preset else None
+    if title is None:
+        return crop
+    return str(getattr(title, language, None) or title.en)

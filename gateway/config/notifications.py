@@ -108,6 +108,20 @@ def _check_urls(urls: list[SecretStr]) -> list[SecretStr]:
     return urls
 
 
+class DailySummary(Section):
+    """One message a day at a fixed hour: each plot's soil moisture and weather over the
+    last 24 hours and the alerts still firing. It comes on quiet days too, so a missing
+    summary itself says that something is wrong with the gateway or its link."""
+
+    at: time = Field(
+        description="Local time of day to send it, `HH:MM` (the recipient's time zone).",
+        json_schema_extra=hint('write it quoted: at: "06:30"'),
+    )
+    sites: list[Pattern] | None = Field(
+        default=None, description="Sites to cover (shell patterns; default: all)."
+    )
+
+
 class Recipient(Section):
     """A person or group and the services that reach them."""
 
@@ -137,6 +151,10 @@ class Recipient(Section):
     )
     send_resolved: bool = Field(
         default=True, description="Also say when an alert that was sent here has cleared."
+    )
+    daily_summary: DailySummary | None = Field(
+        default=None,
+        description="A summary of every plot once a day (docs/alerts.md, \"Daily summary\").",
     )
 
     @field_validator("timezone")

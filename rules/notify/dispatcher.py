@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -34,10 +34,12 @@ from gateway.sinks.lifecycle import stop_worker
 from gateway.sinks.retry import Backoff
 from gateway.store.sqlite import Store
 from rules.alert import AlertEvent
+from rules.notify import summary
 from rules.notify.apprise_urls import AppriseTarget, DeliveryError, scheme_of
 from rules.notify.compose import compose
 from rules.notify.grouping import Notification, Planner
 from rules.notify.outbox import CONSUMER, Message, NotifyOutbox, target_id
+from rules.presets import crop_title
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,12 @@ class Notifier:
         tick_s: float = 1.0,
         clock_ns: Callable[[], int] = time.time_ns,
         stop: threading.Event | None = None,
+        plots: Mapping[tuple[str, str], str | None] | None = None,
     ) -> None:
+        """``plots``: the registered (site, plot) pairs and their crops, for the daily
+        summary (a registered plot that sent nothing is named there)."""
         self.cfg = cfg
+        self.plots = dict(plots or {})
         self.default_tz = default_tz
         self.tick_s = tick_s
         self._clock_ns = clock_ns
@@ -77,6 +83,7 @@ class Notifier:
                       for r in cfg.recipients.values() for u in r.urls}
         self._targets: dict[str, AppriseTarget] = {}
         self._next_cleanup_ns = 0
+        self._summary_days = self.outbox.summary_days()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -116,8 +123,37 @@ class Notifier:
 
     def step(self, now_ns: int) -> tuple[int, int]:
         """Plan and deliver once; returns (messages queued, messages sent)."""
-        queued = self.plan(now_ns)
+        queued = self.plan(now_ns) + self.plan_summaries(now_ns)
         return queued, self.deliver(now_ns)
+
+    def plan_summaries(self, now_ns: int) -> int:
+        """Queue each recipient's daily summary once it is due (rules/notify/summary.py)."""
+        queued = 0
+        for name, recipient in self.cfg.recipients.items():
+            if recipient.daily_summary is None:
+                continue
+            tz = self.planner.zones[name]
+            day = summary.due_day(now_ns, tz, recipient.daily_summary.at,
+                                  self._summary_days.get(name))
+            if day is None:
+                continue
+            language = recipient.language
+            plots = {key: crop_title(crop, language) if crop else None
+                     for key, crop in self.plots.items()}
+            days = summary.gather(self._store, now_ns, sites=recipient.daily_summary.sites,
+                                  plots=plots)
+            title, body = summary.compose(days, language, tz, now_ns)
+            messages = [
+                Message(name, target_id(url.get_secret_value()),
+                        scheme_of(url.get_secret_value()), "summary", "info", "info", title,
+                        body, ())
+                for url in recipient.urls
+            ]
+            if self.outbox.queue_summary(name, day, messages, now_ns):
+                queued += len(messages)
+                log.info("notifier: daily summary for %s (%s) queued", name, day)
+            self._summary_days[name] = day
+        return queued
 
     def plan(self, now_ns: int) -> int:
         """Take new alert transitions and queue the messages due at ``now_ns``.

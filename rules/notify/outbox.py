@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,6 +57,12 @@ CREATE TABLE IF NOT EXISTS notify_message (
 );
 CREATE INDEX IF NOT EXISTS notify_message_unsent ON notify_message (id)
     WHERE sent_ns IS NULL AND dropped IS NULL;
+CREATE TABLE IF NOT EXISTS notify_summary (
+    recipient TEXT NOT NULL,
+    day TEXT NOT NULL,
+    queued_ns INTEGER NOT NULL,
+    PRIMARY KEY (recipient, day)
+);
 """
 
 
@@ -150,7 +157,6 @@ class NotifyOutbox:
     ) -> int:
         """Save what changed, queue ``messages`` and move the cursor, in one transaction.
         Returns the number of messages queued."""
-        queued = 0
         with self.store.transaction() as tx:
             db = tx.db
             for gid in changed_groups:
@@ -170,19 +176,46 @@ class NotifyOutbox:
                 else:
                     db.execute("INSERT OR REPLACE INTO notify_source VALUES (?,?)",
                                (fp, json.dumps(event_row(event), ensure_ascii=False)))
-            for m in messages:
-                db.execute(
-                    "INSERT INTO notify_message (created_ns, recipient, target, scheme, kind,"
-                    " severity, apprise_type, title, body, alerts, next_try_ns)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (now_ns, m.recipient, m.target, m.scheme, m.kind, m.severity,
-                     m.apprise_type, m.title, m.body, json.dumps(m.alerts), now_ns),
-                )
-                queued += 1
+            queued = self._insert_messages(db, messages, now_ns)
             if last_alert_id is not None:
                 tx.advance(CONSUMER, "alert", last_alert_id)
             tx.add_counters({"notify.messages_queued": queued})
         return queued
+
+    @staticmethod
+    def _insert_messages(db: sqlite3.Connection, messages: Iterable[Message], now_ns: int
+                         ) -> int:
+        queued = 0
+        for m in messages:
+            db.execute(
+                "INSERT INTO notify_message (created_ns, recipient, target, scheme, kind,"
+                " severity, apprise_type, title, body, alerts, next_try_ns)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (now_ns, m.recipient, m.target, m.scheme, m.kind, m.severity,
+                 m.apprise_type, m.title, m.body, json.dumps(m.alerts), now_ns),
+            )
+            queued += 1
+        return queued
+
+    # ------------------------------------------------------------------ daily summary
+
+    def summary_days(self) -> dict[str, str]:
+        """The latest local day each recipient's summary was queued for."""
+        return {r: d for r, d in self.store.execute(
+            "SELECT recipient, max(day) FROM notify_summary GROUP BY recipient")}
+
+    def queue_summary(self, recipient: str, day: str, messages: Iterable[Message],
+                      now_ns: int) -> bool:
+        """Queue a recipient's summary for ``day`` unless it already was (one transaction:
+        a crash leaves both or neither, so a restart neither loses nor repeats it)."""
+        with self.store.transaction() as tx:
+            cur = tx.db.execute("INSERT OR IGNORE INTO notify_summary VALUES (?,?,?)",
+                                (recipient, day, now_ns))
+            if cur.rowcount == 0:
+                return False
+            n = self._insert_messages(tx.db, messages, now_ns)
+            tx.add_counters({"notify.messages_queued": n, "notify.summaries": 1})
+        return True
 
     # ------------------------------------------------------------------ delivery
 
