@@ -27,7 +27,7 @@ from .native import encode_native
 from .reading_types import BY_QUANTITY, channel_for_sensor
 from .rylr import encode_rylr_line
 
-WireFormat = Literal["frame", "jsonl", "rylr"]
+WireFormat = Literal["frame", "jsonl", "rylr", "mqtt"]
 FaultKind = Literal[
     "garbage", "bad_crc", "truncated", "duplicate", "seq_gap", "clock_skew",
     "out_of_range", "counter_reset",
@@ -45,8 +45,13 @@ EXPECTED_REASON: Final[dict[str, dict[str, str]]] = {
              "truncated": reasons.TRUNCATED},
     "jsonl": {"garbage": reasons.BAD_JSON, "bad_crc": reasons.BAD_JSON,
               "truncated": reasons.BAD_JSON},
+    # One native JSON body per MQTT message (no newline). MQTT has no CRC of ours: a
+    # "bad CRC" becomes one flipped bit in a key (valid JSON, not the contract: schema).
+    "mqtt": {"garbage": reasons.BAD_JSON, "bad_crc": reasons.SCHEMA,
+             "truncated": reasons.BAD_JSON},
 }
 _STREAM_BREAKING: Final = frozenset({"garbage", "bad_crc", "truncated"})
+_JSON_FORMATS: Final = frozenset({"jsonl", "mqtt"})
 JST_OFFSET_S: Final = 9 * 3600
 # The first deployment's crops (summer-autumn, hillside plots).
 CROPS: Final = ("tomato", "strawberry", "green_pepper", "japanese_yam")
@@ -88,7 +93,8 @@ class FaultPlan:
 class Emission:
     """Bytes for the wire and what they were meant to carry."""
 
-    data: bytes  # a frame, a native JSON line (with \n) or an RYLR line (with \r\n)
+    data: bytes  # a frame, a native JSON line (with \n), an MQTT message's JSON body (no
+    # newline) or an RYLR line (with \r\n)
     time_s: float
     node: str | None  # None for injected garbage
     seq: int | None
@@ -303,8 +309,9 @@ class Simulator:
 
     def _pick_fault(self) -> FaultKind | None:
         fault = self.faults.pick(self._rng.random())
-        if self._after_truncation and fault in _STREAM_BREAKING:
-            # a cut frame is only recognisable as such when a clean frame follows it
+        if self._after_truncation and fault in _STREAM_BREAKING and self.fmt != "mqtt":
+            # a cut frame is only recognisable as such when a clean frame follows it (an
+            # MQTT message has its own boundaries)
             fault = None
         self._after_truncation = fault == "truncated"
         return fault
@@ -316,7 +323,7 @@ class Simulator:
             return bytes(rng.choice([b for b in range(256) if b != 0xA5]) for _ in range(n))
         letters = "abcdefghijklmnopqrstuvwxyz0123456789 ,.:"
         text = "~" + "".join(rng.choice(letters) for _ in range(n))
-        return text.encode() + (b"\n" if self.fmt == "jsonl" else b"\r\n")
+        return text.encode() + {"jsonl": b"\n", "mqtt": b""}.get(self.fmt, b"\r\n")
 
     def _uplink(self, model: NodeModel, t: float) -> list[Emission]:
         rng = self._rng
@@ -331,9 +338,9 @@ class Simulator:
             boot = True
         elif fault == "out_of_range":
             key = ("soil_moisture_pct", f"soil_{model.depths_cm[0]}cm")
-            use_sentinel = self.fmt != "jsonl" and rng.random() < 0.5
+            use_sentinel = self.fmt not in _JSON_FORMATS and rng.random() < 0.5
             readings[key] = math.nan if use_sentinel else 150.0
-        seq = model.seq if self.fmt == "jsonl" else model.seq & 0xFFFF
+        seq = model.seq if self.fmt in _JSON_FORMATS else model.seq & 0xFFFF
         model.seq += 1
         node_time: int | None = None
         if model.has_clock or fault == "clock_skew":
@@ -341,12 +348,12 @@ class Simulator:
             if fault == "clock_skew":
                 node_time += rng.choice((-1, 1)) * rng.randint(3600, 12 * 3600)
 
-        if self.fmt == "jsonl":
+        if self.fmt in _JSON_FORMATS:
             data = encode_native(
                 f"n{model.node_id}", seq, readings,
                 ts_ns=None if node_time is None else node_time * 1_000_000_000,
                 battery_v=battery,
-            ) + b"\n"
+            ) + (b"\n" if self.fmt == "jsonl" else b"")
         else:
             data = encode_frame(
                 model.node_id, seq,
@@ -379,6 +386,8 @@ class Simulator:
         """Corrupt an encoded frame or JSON body (before RYLR wrapping)."""
         rng = self._rng
         if fault == "bad_crc":
+            if self.fmt == "mqtt":  # 'q' (0x71) with its low bit flipped: an unknown key
+                return data.replace(b'"seq":', b'"sep":', 1)
             if self.fmt == "jsonl":
                 return data.rstrip(b"\n")[:-1] + b"\n"  # drop the closing brace
             buf = bytearray(data)
@@ -386,8 +395,52 @@ class Simulator:
             buf[pos] ^= 1 << rng.randrange(8)
             return bytes(buf)
         if fault == "truncated":
-            if self.fmt == "jsonl":
+            if self.fmt in _JSON_FORMATS:
                 body = data.rstrip(b"\n")
-                return body[: rng.randrange(1, len(body))] + b"\n"
+                return body[: rng.randrange(1, len(body))] + data[len(body):]
             return data[: len(data) - rng.randint(1, len(data) - 3)]
         return data
+
+
+@dataclass
+class Tally:
+    """What a run sent: messages, faults injected, and what a gateway should count.
+
+    ``expected`` uses the gateway's counter names (``stored``, ``duplicates``,
+    ``rejected.<reason>``, ``flagged.clock_skew_corrected``) and holds exactly for formats
+    with one packet per message (``mqtt``; ``jsonl`` replayed line by line) received by a
+    gateway with a trusted clock and the default ``clock.skew_policy: receive_time``. On a
+    byte stream, garbage next to a damaged frame may be counted as one rejection.
+    """
+
+    messages: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    expected: dict[str, int] = field(default_factory=dict)
+
+    _first_of_pair: set[tuple[str | None, int | None]] = field(default_factory=set)
+
+    def add(self, emission: Emission) -> None:
+        self.messages += 1
+        fault = emission.fault
+        key = (emission.node, emission.seq)
+        # an uplink with the "duplicate" fault is two emissions (both labelled so): the
+        # first is stored, its copy counted as a duplicate
+        copy = fault == "duplicate" and key in self._first_of_pair
+        if fault is not None and not copy:
+            self.faults[fault] = self.faults.get(fault, 0) + 1
+        if fault == "duplicate" and not copy:
+            self._first_of_pair.add(key)
+            counts = ["stored"]
+        elif copy:
+            self._first_of_pair.discard(key)
+            counts = ["duplicates"]
+        elif emission.expected is not None:
+            counts = [f"rejected.{emission.expected}"]
+        else:
+            counts = ["stored"]
+            if fault == "out_of_range":  # stored without the bad value, which is quarantined
+                counts.append("rejected.out_of_range")
+            elif fault == "clock_skew":
+                counts.append("flagged.clock_skew_corrected")
+        for name in counts:
+            self.expected[name] = self.expected.get(name, 0) + 1

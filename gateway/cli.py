@@ -61,6 +61,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.mqtt:
+        from gateway.simulate_mqtt import run_simulate_mqtt
+
+        return run_simulate_mqtt(
+            args.mqtt, site=args.site, nodes=args.nodes, rate=args.rate, count=args.count,
+            duration=args.duration, faults=args.faults, seed=args.seed,
+            username=args.username, password_file=args.password_file, ca_file=args.ca_file,
+            ack_timeout_s=args.ack_timeout, as_json=args.json,
+        )
     from gateway.simulate import run_simulate
 
     return run_simulate(
@@ -207,12 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp, required=True)
     sp.set_defaults(func=cmd_check_config)
 
-    sp = sub.add_parser("simulate", help="simulated field nodes to a serial port or stdout")
+    sp = sub.add_parser("simulate", help="simulated field nodes to a serial port, an MQTT "
+                        "broker or stdout")
     target = sp.add_mutually_exclusive_group(required=True)
     target.add_argument("--serial", help="serial device to write to, or pty:PATH to create "
                         "a pty with a symlink PATH for the gateway to open")
+    target.add_argument("--mqtt", metavar="URL", help="broker to publish native uplinks to "
+                        "(mqtt://host:port or mqtts://host:port), QoS 1, on "
+                        "satoyama/<site>/<node>/up")
     target.add_argument("--stdout", action="store_true", help="write to standard output")
-    sp.add_argument("--format", default="frame", choices=["frame", "jsonl", "rylr", "frame-hex"])
+    sp.add_argument("--format", default="frame", choices=["frame", "jsonl", "rylr", "frame-hex"],
+                    help="wire format on --serial/--stdout (--mqtt always sends native JSON)")
     sp.add_argument("--nodes", type=int, default=4)
     sp.add_argument("--rate", type=float, default=1.0, help="packets per second per node")
     sp.add_argument("--count", type=int, help="packets per node, then stop")
@@ -220,7 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--faults", action="store_true",
                     help="inject garbage, bad CRC, truncation, duplicates, gaps, skewed clocks")
     sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument("--site", default="demo")
+    sp.add_argument("--site", default="demo", help="the site in --mqtt topics")
+    mq = sp.add_argument_group("--mqtt options")
+    mq.add_argument("--username", help="broker user name")
+    mq.add_argument("--password-file", help="file holding the broker password")
+    mq.add_argument("--ca-file", help="CA that signed the broker's certificate (mqtts://; "
+                    "default: the system CAs)")
+    mq.add_argument("--ack-timeout", type=float, default=30.0,
+                    help="seconds to wait at the end for the broker's acknowledgements")
+    mq.add_argument("--json", action="store_true", help="print the tally (messages, "
+                    "acknowledged, faults injected, counts a gateway should see) as JSON")
     sp.set_defaults(func=cmd_simulate)
 
     sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")

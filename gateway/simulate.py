@@ -1,4 +1,5 @@
-"""`satoyama simulate`: field nodes writing to a serial line, a pty, or standard output.
+"""`satoyama simulate`: field nodes writing to a serial line, a pty, or standard output
+(``--mqtt``: gateway/simulate_mqtt.py).
 
 ``--serial pty:PATH`` creates a pty pair and a symlink PATH to its slave, so a gateway
 configured with ``sources.serial.port: PATH`` can read it; ``--serial /dev/ttyX`` writes
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import IO, cast
 
-from firmware_bridge.simulator import FaultPlan, Simulator, WireFormat
+from firmware_bridge.simulator import FaultPlan, Simulator, Tally, WireFormat
 from gateway.sources.pty_link import PtyLink
 
 
@@ -71,7 +72,7 @@ def run_simulate(
         print("simulate: give --serial PATH, --serial pty:PATH or --stdout", file=err)
         return 2
 
-    sent = 0
+    tally = Tally()
     end = None if duration is None else time.monotonic() + duration
     next_at = time.monotonic()
     realtime = not stdout or duration is not None
@@ -84,7 +85,7 @@ def run_simulate(
                 if fmt == "frame-hex":
                     data = data.hex().encode() + b"\n"
                 write(data)
-                sent += 1
+                tally.add(emission)
             rounds += 1
             if realtime:
                 next_at += sim.interval_s
@@ -97,5 +98,8 @@ def run_simulate(
     finally:
         with contextlib.suppress(BrokenPipeError):
             close()
-    print(f"simulate: {sent} transmissions from {nodes} nodes", file=err)
+    print(f"simulate: {tally.messages} transmissions from {nodes} nodes", file=err)
+    if tally.faults:
+        print("simulate: faults injected: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(tally.faults.items())), file=err)
     return 0

@@ -10,7 +10,7 @@ import pytest
 from firmware_bridge.frame import Deframer, is_boot
 from firmware_bridge.native import decode_native
 from firmware_bridge.rylr import decode_rylr_line
-from firmware_bridge.simulator import FAULT_KINDS, FaultPlan, Simulator
+from firmware_bridge.simulator import FAULT_KINDS, FaultPlan, Simulator, Tally
 from gateway.catalogue import check_range
 from gateway.packet import Packet, Rejection
 
@@ -72,19 +72,34 @@ def test_frame_faults_arrive_with_the_expected_reasons() -> None:
             assert abs(p.node_time_ns / 1e9 - e.time_s) >= 3600
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "rylr"])
+@pytest.mark.parametrize("fmt", ["jsonl", "rylr", "mqtt"])
 def test_line_formats_faults_arrive_with_the_expected_reasons(fmt: str) -> None:
     sim = Simulator(4, 3, START, 600, fmt, FaultPlan.uniform(0.04))  # type: ignore[arg-type]
-    decode = decode_native if fmt == "jsonl" else decode_rylr_line
+    decode = decode_rylr_line if fmt == "rylr" else decode_native
     for e in sim.run(100):
-        assert e.data.endswith(b"\n")
+        # an MQTT message is one JSON body: no line end
+        assert e.data.endswith(b"\n") == (fmt != "mqtt")
         result = decode(e.data)
         if e.expected is None:
             assert isinstance(result, Packet), (e, result)
             assert (result.node, result.seq) == (e.node, e.seq)
-            assert result.format == ("native" if fmt == "jsonl" else "rylr")
+            assert result.format == ("rylr" if fmt == "rylr" else "native")
         else:
             assert isinstance(result, Rejection) and result.reason == e.expected, (e, result)
+
+
+def test_tally_counts_each_duplicate_pair_once_and_predicts_the_gateway() -> None:
+    sim = Simulator(4, 3, START, 600, "mqtt", FaultPlan.uniform(0.04))
+    tally = Tally()
+    emissions = list(sim.run(100))
+    for e in emissions:
+        tally.add(e)
+    pairs = sum(1 for e in emissions if e.fault == "duplicate") // 2
+    assert tally.faults["duplicate"] == pairs > 0
+    assert tally.messages == len(emissions) == 400 + pairs + tally.faults["garbage"]
+    assert tally.expected["duplicates"] == pairs
+    assert tally.expected["rejected.schema"] == tally.faults["bad_crc"]
+    assert tally.expected["stored"] == 400 - tally.faults["bad_crc"] - tally.faults["truncated"]
 
 
 def test_signed_frames_verify() -> None:
