@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
 from gateway.packet import Record, Rejection
-from gateway.store.counters import COUNTER_NAMES, COUNTER_STATE_SCHEMA, JUMP_REASON, CounterSteps
+from gateway.store.counters import COUNTER_STATE_SCHEMA, JUMP_REASON, RUNNING_TOTAL, CounterSteps
 from rules.alert import AlertEvent
 
 log = logging.getLogger(__name__)
@@ -291,11 +291,9 @@ class Store:
             for packet_id, rec in stored:
                 tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
                 for sensor, values in rec.readings.items():
-                    for name in COUNTER_NAMES:
-                        if name in values:
-                            steps = steps or CounterSteps(db)
-                            steps.apply(rec, sensor, values)
-                            break
+                    if RUNNING_TOTAL in values:
+                        steps = steps or CounterSteps(db)
+                        steps.apply(rec, sensor, values)
                     _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
                 if rec.device:
                     _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
