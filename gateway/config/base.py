@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -28,6 +29,14 @@ def config_error(
 def hint(text: str) -> dict[str, Any]:
     """``json_schema_extra`` of a field: the hint shown with any error about it."""
     return {"hint": text}
+
+
+@dataclass(frozen=True, slots=True)
+class DocType:
+    """``Annotated`` metadata: the type as docs/configuration.md names it, for a field whose
+    validator accepts more than its model type shows (a string that becomes a mapping)."""
+
+    text: str
 
 
 class Section(BaseModel):

@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from gateway.catalogue import BY_NAME, canonical_name
-from gateway.config.base import Name, config_error
+from gateway.config.base import DocType, Name, config_error
 from gateway.config.base import Section as _Section
 from gateway.config.base import check_timezone as _check_timezone
 from gateway.config.base import hint as _hint
@@ -193,7 +193,8 @@ def _topic_entry(value: object) -> object:
     return value
 
 
-TopicEntry = Annotated[MqttTopicConfig, BeforeValidator(_topic_entry)]
+TopicEntry = Annotated[MqttTopicConfig, BeforeValidator(_topic_entry),
+                       DocType("string or mapping")]
 
 
 def _covers(wide: str, narrow: str) -> bool:

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from enum import Enum
 from inspect import isclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from gateway.config.base import DocType
 from gateway.config.models import Settings
 from gateway.config.problems import unwrap_type
 
@@ -68,10 +69,20 @@ _NAMES: dict[Any, str] = {
 }
 
 
+def _doc_type(tp: Any) -> str | None:
+    """The :class:`DocType` text of an ``Annotated`` type, if it has one."""
+    if get_origin(tp) is Annotated:
+        return next((m.text for m in get_args(tp)[1:] if isinstance(m, DocType)), None)
+    return None
+
+
 def _type_name(tp: Any) -> str:
+    shown = _doc_type(tp)
     tp, optional = unwrap_type(tp)
     origin = get_origin(tp)
-    if origin is Literal:
+    if shown is not None:
+        text = shown
+    elif origin is Literal:
         text = " \\| ".join(f"`{a}`" for a in get_args(tp))
     elif origin is list:
         text = f"list of {_type_name(get_args(tp)[0])}"

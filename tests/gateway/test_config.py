@@ -457,3 +457,10 @@ def test_device_ids_are_normalised_and_map_to_their_node() -> None:
         "rtl433:Fineoffset-WH51/0d2f1a": "n1",
         "ecowitt:GW1100B/soil1": "n2",
     }
+
+
+def test_reference_names_what_a_topics_entry_may_be() -> None:
+    """A topics entry is a filter string or a mapping: the model's type alone says "section"."""
+    row = next(r for r in reference_markdown().splitlines()
+               if r.startswith("| `sources.mqtt.topics` |"))
+    assert row.split(" | ")[1] == "list of string or mapping"
