@@ -28,7 +28,7 @@ fields                      node channel readings (catalogue quantity)          
 ``tempinf``, ``humidityin`` (station)    the same, sensor ``indoor`` (the
                                          gateway's own sensor)
 ``totalrainin``, else       (station)    ``rain_total_mm`` (sensor ``main``);
-``yearlyrainin``                         the pipeline derives ``rain_mm``
+``yearlyrainin``                         the store derives ``rain_mm``
 ``train_piezo``, else       (station)    ``rain_total_mm`` (sensor ``piezo``,
 ``yrain_piezo``                          the WS90's piezo gauge)
 ``rainratein``,             (station)    ``rain_rate_mm_h`` (``main``, ``piezo``)
