@@ -259,6 +259,9 @@ def test_chirpstack_object_status_and_names() -> None:
           "flags": [1], "ok": True, "rssi": -40},
          {("temperature_c", "main"): 25.0, ("soil_moisture_pct", "soil_10cm"): 30.0},
          3.3, ["flags", "ok", "rssi"]),
+        # A rain gauge's running total (the store derives rain_mm from it), in mm or inches.
+        ({"rain_total": {"value": 2.5, "unit": "in"}, "rain_rate": "1.5 mm/h"},
+         {("rain_total_mm", "main"): 63.5, ("rain_rate_mm_h", "main"): 1.5}, None, []),
     ],
 )
 def test_decoded_object_mapping(obj: dict[str, Any], readings: dict[tuple[str, str], float],
