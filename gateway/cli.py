@@ -292,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # APScheduler logs two INFO lines per job run: with the rules' 1 s job that is a
+        # flooded journal, not news. Its warnings and errors (a missed or failed job) stay.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # `satoyama export ... | head`: the reader has had enough
