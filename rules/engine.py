@@ -74,10 +74,19 @@ class CompiledRule:
     labels: dict[str, str]
     states: dict[str, SeriesState] = field(default_factory=dict)
     matches: dict[tuple[str, str, str, str], bool] = field(default_factory=dict)
+    # Read once from ``rule`` for the per-sample path (evaluations run per row).
+    name: str = ""
+    for_ns: float = 0.0
+    may_hold_back: bool = False  # has unless / unless_quarantined / unless_rain
+    per_node: bool = False  # absent_for without a quantity: one series per node
 
-    @property
-    def name(self) -> str:
-        return self.rule.name
+    def __post_init__(self) -> None:
+        rule = self.rule
+        self.name = rule.name
+        self.for_ns = rule.for_ * NS
+        self.may_hold_back = bool(rule.unless) or rule.unless_quarantined is not None \
+            or rule.unless_rain is not None
+        self.per_node = rule.absent_for is not None and self.quantity is None
 
 
 def _in(patterns: list[str] | None, value: str | None) -> bool:
@@ -141,6 +150,11 @@ class Engine:
         self._by_quantity: dict[str | None, list[CompiledRule]] = {}
         for r in self.rules:
             self._by_quantity.setdefault(r.quantity, []).append(r)
+        # Per kind of sample (where it comes from, which quantities it carries): the rules
+        # that watch it and their series, in evaluation order. Scopes depend only on that
+        # and on the node registry given here, so a sample meets only its own rules.
+        self._plans: dict[tuple[str, str, str, str, tuple[str, ...]],
+                          tuple[tuple[CompiledRule, str], ...]] = {}
         self._rain: dict[str, list[tuple[int, float]]] = {}
         self._rain_keep_ns = int(max([86400.0] + [
             r.rule.unless_rain.within for r in self.rules if r.rule.unless_rain is not None
@@ -191,11 +205,26 @@ class Engine:
         if rain:
             self._rain.setdefault(sample.site, []).append((sample.time_ns, rain))
             self._changed.add((RAIN_KEY, sample.site))
-        for quantity in (None, *sample.values):
-            for r in self._by_quantity.get(quantity, ()):
-                if self._matches(r, sample):
-                    self._evaluate(r, sample, events)
+        key = (sample.site, sample.plot, sample.node, sample.sensor, tuple(sample.values))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(sample)
+            if len(self._plans) > 65536:  # sites, nodes and sensors come from the field
+                self._plans.clear()
+            self._plans[key] = plan
+        for r, series in plan:
+            self._evaluate(r, series, sample, events)
         return events
+
+    def _plan(self, sample: Sample) -> tuple[tuple[CompiledRule, str], ...]:
+        """The rules that watch ``sample`` and the series each keeps it in: rules that
+        need no quantity first, then by the sample's quantities in their order."""
+        return tuple(
+            (r, self._series(r, sample))
+            for quantity in (None, *sample.values)
+            for r in self._by_quantity.get(quantity, ())
+            if self._matches(r, sample)
+        )
 
     def observe_rejection(self, node: str | None, reason: str, time_ns: int) -> None:
         """A quarantined reading: rules with ``unless_quarantined`` hold back on its node."""
@@ -256,45 +285,47 @@ class Engine:
         return hit
 
     def _series(self, r: CompiledRule, s: Sample) -> str:
-        if r.rule.absent_for is not None and r.quantity is None:
+        if r.per_node:
             return f"{s.site}/{s.plot}/{s.node}/main"  # a silent node, whatever sensor
         return s.series
 
-    def _evaluate(self, r: CompiledRule, s: Sample, events: list[AlertEvent]) -> None:
-        rule = r.rule
-        series = self._series(r, s)
+    def _evaluate(self, r: CompiledRule, series: str, s: Sample,
+                  events: list[AlertEvent]) -> None:
         st = r.states.get(series)
+        t = s.time_ns
         if st is None:
             st = r.states[series] = SeriesState()
-        elif s.time_ns < st.last_ns:
+        elif t < st.last_ns:
             return  # late (replayed or re-anchored) data: it cannot rewrite the past
-        t = s.time_ns
         st.last_ns = t
         self._changed.add((r.name, series))
-        if r.condition is None:  # absent_for: a sample ends the silence
+        condition = r.condition
+        if condition is None:  # absent_for: a sample ends the silence
             if st.phase == "firing":
                 self._transition(r, series, st, "inactive", t, events)
             return
-        holds = r.condition(st, s.values, t)
+        rule = r.rule
+        holds = condition(st, s.values, t)
         if rule.during is not None and not self._within(rule, t):
             holds = False
         st.holds = holds
-        held_back = self._held_back(rule, s)
+        held_back = r.may_hold_back and self._held_back(rule, s)
         # confirm counts readings that agree in a row: one between the limits, or one
         # taken while the rule is held back (battery failing, readings quarantined),
         # starts the count again.
         st.streak = st.streak + 1 if holds is True and not held_back else 0
-        if st.phase == "inactive":
+        phase = st.phase
+        if phase == "inactive":
             if holds and st.streak >= rule.confirm:
                 st.since_ns = t
                 self._transition(r, series, st, "pending" if rule.for_ else "firing", t,
                                  events)
-        elif st.phase == "pending":
+        elif phase == "pending":
             if holds is False or held_back:
                 self._transition(r, series, st, "inactive", t, events)
-            elif t - st.since_ns >= rule.for_ * NS:
+            elif t - st.since_ns >= r.for_ns:
                 self._transition(r, series, st, "firing", t, events)
-        elif st.phase == "firing" and holds is False:
+        elif phase == "firing" and holds is False:
             self._transition(r, series, st, "inactive", t, events)
 
     def _within(self, rule: Rule, t_ns: int) -> bool:

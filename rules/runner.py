@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,6 +38,27 @@ def sample_from_row(table: str, row: dict[str, Any]) -> Sample:
     values = {k: float(row[k]) for k in fields if row.get(k) is not None}
     return Sample(int(row["time_ns"]), row["site"], row["plot"], row["node"],
                   row.get("sensor") or "main", values)
+
+
+def row_reader(table: str, columns: Sequence[str]) -> Callable[[Sequence[Any]], Sample]:
+    """:func:`sample_from_row` for rows read as tuples with these ``columns``: the column
+    positions are looked up once per read, not per row (the runner's per-row path)."""
+    at = {name: i for i, name in enumerate(columns)}
+    names = [k for k in (READING_FIELDS if table == "reading" else DEVICE_FIELDS) if k in at]
+    positions = [at[k] for k in names]
+    fields: Callable[[Sequence[Any]], Sequence[Any]] = (
+        itemgetter(*positions) if len(positions) > 1  # a tuple, picked in C
+        else lambda row: [row[i] for i in positions])
+    time_at, site_at, plot_at, node_at = at["time_ns"], at["site"], at["plot"], at["node"]
+    sensor_at = at.get("sensor")
+
+    def read(row: Sequence[Any]) -> Sample:
+        values = {k: float(v) for k, v in zip(names, fields(row), strict=True) if v is not None}
+        sensor = row[sensor_at] if sensor_at is not None else None
+        return Sample(int(row[time_at]), row[site_at], row[plot_at], row[node_at],
+                      sensor or "main", values)
+
+    return read
 
 
 def stored_samples(store: Store, time_from_ns: int | None = None,
@@ -109,11 +131,17 @@ class RulesRunner:
             batches: list[list[tuple[int, int, Sample]]] = []
             for order, table in enumerate(_INPUT_TABLES):
                 last = self.store.cursor(CONSUMER, table)
-                rows = self.store.rows_after(table, last, self.batch_size)
-                if rows:
-                    cursors[table] = int(rows[-1]["id"])
-                    batches.append([(int(r["time_ns"]), order,
-                                     sample_from_row(table, r)) for r in rows])
+                with self.store.outbox_cursor(table, last, self.batch_size) as (columns,
+                                                                                rows):
+                    read, id_at = row_reader(table, columns), columns.index("id")
+                    batch = []
+                    for row in rows:
+                        s = read(row)
+                        batch.append((s.time_ns, order, s))
+                        last = row[id_at]
+                if batch:
+                    cursors[table] = int(last)
+                    batches.append(batch)
             last_q = self.store.cursor(CONSUMER, "quarantine")
             rejected = self.store.rows_after("quarantine", last_q, self.batch_size)
             for q in rejected:
@@ -121,7 +149,9 @@ class RulesRunner:
             if rejected:
                 cursors["quarantine"] = int(rejected[-1]["id"])
             events: list[AlertEvent] = []
-            for _, _, sample in heapq.merge(*batches, key=lambda x: (x[0], x[1])):
+            # (time, table) differs between the heads of two batches, so the tuples
+            # compare without reaching the samples: time order, reading before device.
+            for _, _, sample in heapq.merge(*batches):
                 events.extend(self.engine.observe(sample))
             if cursors or events:
                 self._save(events, cursors)
