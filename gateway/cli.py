@@ -25,8 +25,9 @@ def _settings(args: argparse.Namespace) -> object:
                 settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
                 settings.sinks.sqlite.path = None  # follow the data dir
             return settings
-        return default_settings(Path(args.data_dir or "./data"), site=getattr(args, "site", None)
-                                or "demo")
+        # the demo's site: `export --site` is a filter, not this gateway's own site (which
+        # export.sites would treat as shared)
+        return default_settings(Path(args.data_dir or "./data"))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
@@ -140,20 +141,43 @@ def _open_readonly(settings: object) -> object:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gateway.export import export_csv
+    from gateway.export import readings, write_csv
+    from gateway.export_privacy import SitePrivacy
     from gateway.store import Store
 
-    store = _open_readonly(_settings(args))
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401  (optional: only Parquet exports need it)
+        except ImportError:
+            print("satoyama: --format parquet needs pyarrow, which is not installed: "
+                  "pip install 'satoyama[parquet]' (or pip install pyarrow)", file=sys.stderr)
+            return 2
+        if not args.output:
+            print("satoyama: Parquet is a binary file: give -o FILE.parquet", file=sys.stderr)
+            return 2
+    settings = _settings(args)
+    privacy = SitePrivacy.from_settings(settings)
+    store = _open_readonly(settings)
     assert isinstance(store, Store)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
-        n = export_csv(store, out, site=args.site, plot=args.plot, node=args.node,
-                       time_from=args.time_from, time_to=args.time_to, with_units=args.units_row)
+        rows = privacy.apply(readings(store, site=args.site, plot=args.plot, node=args.node,
+                                      time_from=args.time_from, time_to=args.time_to))
+        if args.format == "parquet":
+            from gateway.export_parquet import write_parquet
+
+            n = write_parquet(rows, Path(args.output))
+        else:
+            out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+            try:
+                n = write_csv(rows, out, with_units=args.units_row)
+            finally:
+                if args.output:
+                    out.close()
     finally:
-        if args.output:
-            out.close()
         store.close()
     print(f"exported {n} rows", file=sys.stderr)
+    for line in privacy.notes():
+        print(f"export: {line}", file=sys.stderr)
     return 0
 
 
@@ -256,10 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="counts as JSON")
     sp.set_defaults(func=cmd_replay)
 
-    sp = sub.add_parser("export", help="readings as CSV with units and provenance")
+    sp = sub.add_parser("export", help="readings as CSV or Parquet with units and provenance, "
+                        "honouring the config's per-site sharing (export.sites)")
     with_config(sp)
     with_data_dir(sp)
-    sp.add_argument("--format", default="csv", choices=["csv"])
+    sp.add_argument("--format", default="csv", choices=["csv", "parquet"],
+                    help="parquet needs pyarrow (pip install 'satoyama[parquet]') and -o")
     sp.add_argument("--site")
     sp.add_argument("--plot")
     sp.add_argument("--node")

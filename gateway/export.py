@@ -3,14 +3,15 @@
 Column names are the catalogue's canonical names, which carry their unit
 (``soil_moisture_pct``, ``soil_ec_ms_cm``); provenance columns say where each row came from
 and how its time was obtained (``time_source``: node, gateway, reanchored, held, replay).
-Times are UTC, ISO 8601 with nanoseconds, as stored.
+Times are UTC, ISO 8601 with nanoseconds, as stored. The same columns as Parquet:
+gateway/export_parquet.py; per-site sharing and pseudonyms: gateway/export_privacy.py.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any, Final
 
 from gateway.catalogue import BY_NAME, READING_FIELDS
@@ -60,25 +61,34 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], *, with_units: bool 
     return n
 
 
+def export_value(value: float, quantity: str) -> float:
+    """A reading as exported (CSV and Parquet alike): two digits past the catalogue's
+    display precision, which keeps the sensor's resolution and drops float noise."""
+    return round(value, BY_NAME[quantity].decimals + 2)
+
+
 def _fmt(value: float, quantity: str) -> str:
     # repr of the rounded float: shortest exact text, no 6-digit cut-off as with :g
-    return repr(round(value, BY_NAME[quantity].decimals + 2))
+    return repr(export_value(value, quantity))
 
 
-def export_csv(
+def readings(
     store: Store,
-    out: IO[str],
     *,
     site: str | None = None,
     plot: str | None = None,
     node: str | None = None,
     time_from: str | None = None,
     time_to: str | None = None,
-    with_units: bool = False,
-) -> int:
-    rows = store.iter_readings(
+) -> Iterator[dict[str, Any]]:
+    """The rows to export, in time order (each a dict with the keys of :func:`header`,
+    times as ns: ``time_ns``, ``received_ns``)."""
+    return store.iter_readings(
         site=site, plot=plot, node=node,
         time_from_ns=parse_time(time_from) if time_from else None,
         time_to_ns=parse_time(time_to) if time_to else None,
     )
-    return write_csv(rows, out, with_units=with_units)
+
+
+def export_csv(store: Store, out: IO[str], *, with_units: bool = False, **where: Any) -> int:
+    return write_csv(readings(store, **where), out, with_units=with_units)

@@ -47,3 +47,15 @@ def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "gateway.cli", "run", "-c", str(config)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
+
+
+def satoyama_cli(*args: str, check: bool = True,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`satoyama ARGS` as its own process, as a user runs it; fails the test on a non-zero
+    exit unless ``check`` is false."""
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"satoyama {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from gateway.config.export import MIN_PSEUDONYM_KEY_CHARS
 from gateway.config.models import (
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
@@ -42,6 +43,7 @@ _TLS_FILES: tuple[Loc, ...] = tuple(
 _SECRET_FILES: dict[Loc, Loc] = {  # file key -> the secret key it fills
     ("sources", "mqtt", "password_file"): ("sources", "mqtt", "password"),
     ("sinks", "influxdb", "token_file"): ("sinks", "influxdb", "token"),
+    ("export", "pseudonym_key_file"): ("export", "pseudonym_key"),
 }
 
 
@@ -358,6 +360,12 @@ def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Lo
             ctx.add(file_loc, f"secret file {value} is empty", "write the secret on one line")
         else:
             secrets[secret_loc] = text.strip()
+    key = secrets.get(("export", "pseudonym_key"))
+    if key is not None and len(key) < MIN_PSEUDONYM_KEY_CHARS:
+        ctx.add(("export", "pseudonym_key_file"),
+                f"the pseudonym key has fewer than {MIN_PSEUDONYM_KEY_CHARS} characters",
+                "site names are easy to guess, so a short key lets anyone undo the "
+                "pseudonyms; make one with `head -c 24 /dev/urandom | base64 > export-key`")
     return secrets
 
 
@@ -379,3 +387,7 @@ def _apply_files(settings: Settings, base_dir: Path, secrets: dict[Loc, str]) ->
     if influx is not None and influx.token_file is not None:
         influx.token_file = _resolve(base_dir, influx.token_file)
         influx.token = SecretStr(secrets[("sinks", "influxdb", "token")])
+    export = settings.export
+    if export.pseudonym_key_file is not None:
+        export.pseudonym_key_file = _resolve(base_dir, export.pseudonym_key_file)
+        export.pseudonym_key = SecretStr(secrets[("export", "pseudonym_key")])

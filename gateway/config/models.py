@@ -37,6 +37,7 @@ from gateway.config.base import Section as _Section
 from gateway.config.base import check_timezone as _check_timezone
 from gateway.config.base import hint as _hint
 from gateway.config.base import quoted_or as _quoted_or
+from gateway.config.export import ExportConfig
 from gateway.config.notifications import NotificationsConfig
 
 ENV_PREFIX = "SATOYAMA_"
@@ -805,6 +806,11 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Device registry: node name to its site, plot, crop, sensors, "
         "calibration and key. Nodes not listed are stored under plot `unassigned`.",
+    )
+    export: ExportConfig = Field(
+        default_factory=lambda: ExportConfig(),
+        description="Which sites `satoyama export` may hand out, as stored or under "
+        "pseudonyms (farm data belongs to farmers).",
     )
 
     @model_validator(mode="after")
