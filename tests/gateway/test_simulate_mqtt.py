@@ -8,8 +8,10 @@ and what a gateway should count, and the gateway's counts must match it exactly.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,32 @@ def test_bad_url_and_unreachable_broker_say_so(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "not an mqtt:// or mqtts:// URL" in bad.stderr
     down = simulate("--mqtt", "mqtt://127.0.0.1:1", "--count", "1")
     assert down.returncode == 1 and "refused (is the broker running there?)" in down.stderr
+
+
+def test_messages_the_broker_never_acknowledged_are_counted_and_fail_the_command(
+    broker: Mosquitto,
+) -> None:
+    # A broker that stops answering (SIGSTOP) after the first round: the publishes go out
+    # but no PUBACK comes back. The command must not claim success.
+    assert broker.proc is not None
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "simulate", "--mqtt", broker.url, "--nodes", "3",
+         "--count", "4", "--rate", "2", "--ack-timeout", "1", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert sim.stderr is not None
+        first = sim.stderr.readline()  # printed once connected, before the first round
+        assert "publishing to" in first
+        time.sleep(0.6)  # rounds 1 and 2 (at 0 and 0.5 s) out and acknowledged
+        broker.proc.send_signal(signal.SIGSTOP)
+        out, err = sim.communicate(timeout=30)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+        if sim.poll() is None:
+            sim.kill()
+    assert sim.returncode == 1, err
+    tally = json.loads(out)
+    assert tally["messages"] == 12
+    assert 0 < tally["unacknowledged"] < 12
+    assert tally["acknowledged"] + tally["unacknowledged"] == 12
+    assert f"{tally['unacknowledged']} messages were not acknowledged within 1 s" in err
