@@ -155,7 +155,9 @@ class Engine:
         # and on the node registry given here, so a sample meets only its own rules.
         self._plans: dict[tuple[str, str, str, str, tuple[str, ...]],
                           tuple[tuple[CompiledRule, str], ...]] = {}
-        self._rain: dict[str, list[tuple[int, float]]] = {}
+        # Rain per site as (time, mm, gauge): gauges at one site measure the same rain, so
+        # "rain at the site" is the largest total of any one gauge, never their sum.
+        self._rain: dict[str, list[tuple[int, float, str]]] = {}
         self._rain_keep_ns = int(max([86400.0] + [
             r.rule.unless_rain.within for r in self.rules if r.rule.unless_rain is not None
         ]) * NS)
@@ -172,7 +174,9 @@ class Engine:
         for (rule, series), text in states.items():
             data = json.loads(text)
             if rule == RAIN_KEY:
-                self._rain[series] = [(int(t), float(v)) for t, v in data]
+                # entries saved before gauges were told apart have no gauge: one gauge
+                self._rain[series] = [(int(e[0]), float(e[1]), str(e[2]) if len(e) > 2 else "")
+                                      for e in data]
             elif rule == QUARANTINE_KEY:
                 self._quarantine[series] = int(data)
             elif rule in self.by_name:
@@ -203,7 +207,8 @@ class Engine:
         events: list[AlertEvent] = []
         rain = sample.values.get("rain_mm")
         if rain:
-            self._rain.setdefault(sample.site, []).append((sample.time_ns, rain))
+            self._rain.setdefault(sample.site, []).append(
+                (sample.time_ns, rain, f"{sample.node}/{sample.sensor}"))
             self._changed.add((RAIN_KEY, sample.site))
         key = (sample.site, sample.plot, sample.node, sample.sensor, tuple(sample.values))
         plan = self._plans.get(key)
@@ -347,8 +352,11 @@ class Engine:
                 return True
         if rule.unless_rain is not None:
             start = s.time_ns - int(rule.unless_rain.within * NS)
-            fallen = sum(mm for t, mm in self._rain.get(s.site, ()) if start <= t <= s.time_ns)
-            if fallen >= number(rule.unless_rain.above_mm):
+            per_gauge: dict[str, float] = {}
+            for t, mm, gauge in self._rain.get(s.site, ()):
+                if start <= t <= s.time_ns:
+                    per_gauge[gauge] = per_gauge.get(gauge, 0.0) + mm
+            if max(per_gauge.values(), default=0.0) >= number(rule.unless_rain.above_mm):
                 return True
         return False
 
