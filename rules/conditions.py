@@ -213,6 +213,7 @@ class GddCondition:
         self.target = number(c.above)
         self.start_month, self.start_day = (int(x) for x in c.season_start.split("-"))
         self.tz = tz
+        self._day: tuple[date, int, str] | None = None  # last day seen: its season and name
 
     def _season(self, day: date) -> int:
         start = date(day.year, self.start_month, self.start_day)
@@ -226,20 +227,22 @@ class GddCondition:
     def __call__(self, st: SeriesState, values: Mapping[str, float], t_ns: int) -> bool | None:
         v = values["temperature_c"]
         day = datetime.fromtimestamp(t_ns / 1e9, self.tz).date()
+        if self._day is None or self._day[0] != day:  # readings of a day share these
+            self._day = (day, self._season(day), day.isoformat())
+        _, season, day_name = self._day
         g = st.gdd
-        season = self._season(day)
         if g.get("season") != season:
             g.clear()
             g.update(season=season, sum=0.0)
-        if g.get("day") != day.isoformat():
+        if g.get("day") != day_name:
             if "day" in g:
                 g["sum"] += self._day_gdd(g["lo"], g["hi"])
-            g.update(day=day.isoformat(), lo=v, hi=v)
+            g.update(day=day_name, lo=v, hi=v)
         else:
             g["lo"], g["hi"] = min(g["lo"], v), max(g["hi"], v)
         total = g["sum"] + self._day_gdd(g["lo"], g["hi"])  # today so far counts
-        st.value = round(total, 1)
-        st.variables = {"gdd": round(total, 1), "threshold": self.target}
+        st.value = rounded = round(total, 1)
+        st.variables = {"gdd": rounded, "threshold": self.target}
         return total >= self.target
 
 

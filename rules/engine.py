@@ -344,7 +344,8 @@ class Engine:
 
     def _held_back(self, rule: Rule, s: Sample) -> bool:
         for dep in rule.unless:
-            if self._firing.get(dep, {}).get(s.node):
+            by_node = self._firing.get(dep)
+            if by_node and by_node.get(s.node):
                 return True
         if rule.unless_quarantined is not None:
             last = self._quarantine.get(s.node)
