@@ -1,6 +1,7 @@
 """Rule evaluation benchmark (not a test): CPU per stored reading with 100 active rules.
 
     .venv/bin/python benchmarks/rules_eval.py [--rules 100] [--nodes 20] [--rounds 720]
+                                              [--farm-messages 20000] [--repeat 5]
 
 Simulated 10-minute uplinks from ``--nodes`` nodes (the first deployment's crops) are
 stored through the real pipeline into a SQLite store; then the rules runner (the live
@@ -13,27 +14,38 @@ every reading meets many rules. Reported:
   packet, or one packet's device fields), and per rule evaluation;
 * runner: the same rows through :class:`RulesRunner` steps, SQLite included;
 * the scheduler's tick over all series.
+
+Then the farm of ``benchmarks/mqtt_influx.py --rules`` without MQTT and InfluxDB: its
+message bodies stored through the pipeline (2 ``reading`` rows and 1 ``device`` row each),
+``preset:common`` + ``preset:tomato``, its 4 nodes registered as tomato plots; the engine and
+the runner per message, ``--repeat`` times on copies of one store (min, median, max: the
+machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from mqtt_influx import NODES, SITE, body  # the farm and messages of the end-to-end run
 
 from firmware_bridge.simulator import Simulator
-from gateway.app import build_pipeline, open_store
+from gateway.app import build_pipeline, open_store, store_path
 from gateway.config import default_settings
 from gateway.config.models import DeviceConfig
+from gateway.sources.mqtt_formats import message_decoder
 from rules import presets
-from rules.engine import Engine, NodeContext
+from rules.engine import Engine, NodeContext, Sample
 from rules.loader import load_rule_files
 from rules.runner import RulesRunner, stored_samples
+from rules.wiring import build_runner, node_contexts
 
 
 def cpu() -> float:
@@ -66,6 +78,9 @@ def main() -> int:
     ap.add_argument("--rules", type=int, default=100, help="active rules in all")
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=720, help="uplinks per node (720: 5 days)")
+    ap.add_argument("--farm-messages", type=int, default=20_000,
+                    help="messages of the mqtt_influx.py --rules farm")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of the farm part")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,18 +106,11 @@ def main() -> int:
         samples = list(stored_samples(store))
         store.close()
 
-        engine = Engine(rules, nodes=nodes)
-        c0, w0 = cpu(), time.perf_counter()
-        evaluations = 0
-        for s in samples:
-            for q in (None, *s.values):
-                evaluations += sum(1 for r in engine._by_quantity.get(q, ())
-                                   if engine._matches(r, s))
-        c_count = cpu() - c0
+        evaluations = evaluations_of(Engine(rules, nodes=nodes), samples)
         engine = Engine(rules, nodes=nodes)
         c0, w0 = cpu(), time.perf_counter()
         transitions = sum(len(engine.observe(s)) for s in samples)
-        c_engine = cpu() - c0 - c_count * 0  # matching is part of observe; counted apart above
+        c_engine = cpu() - c0
         w_engine = time.perf_counter() - w0
         series = sum(len(r.states) for r in engine.rules)
         c0 = cpu()
@@ -131,8 +139,75 @@ def main() -> int:
           f"({rows / w_engine:,.0f} rows/s)")
     print(f"runner     {c_runner / rows * 1e3:.3f} ms CPU per row incl. SQLite reads, state "
           f"and transition writes ({rows / w_runner:,.0f} rows/s, {stored_alerts} alert rows)")
-    print(f"tick       {c_tick * 1e3:.2f} ms CPU per scheduler tick over {series} series")
+    print(f"tick       {c_tick * 1e3:.2f} ms CPU per scheduler tick over {series} series",
+          flush=True)
+    farm(args.farm_messages, args.repeat)
     return 0
+
+
+def evaluations_of(engine: Engine, samples: list[Sample]) -> int:
+    """How many rule evaluations ``samples`` make (the engine's plan for each)."""
+    return sum(len(engine._plan(s)) for s in samples)
+
+
+def spread(values: list[float], unit: str, scale: float) -> str:
+    return (f"{min(values) * scale:.1f}-{max(values) * scale:.1f} {unit} "
+            f"(median {statistics.median(values) * scale:.1f})")
+
+
+def farm(messages: int, repeat: int) -> None:
+    """The rules workload of ``benchmarks/mqtt_influx.py --rules``, in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        settings = default_settings(data, SITE)
+        settings.rules = ["preset:common", "preset:tomato"]
+        settings.devices = {f"n{n}": DeviceConfig(plot=f"plot-{n}", crop="tomato")
+                            for n in range(1, NODES + 1)}
+        store = open_store(settings)
+        pipeline = build_pipeline(settings, store)
+        decode = message_decoder("native", default_site=SITE)
+        for i in range(messages):
+            node, seq = i % NODES + 1, i // NODES
+            pipeline.handle("mqtt", decode(f"satoyama/{SITE}/n{node}/up",
+                                           body(node, seq).encode()),
+                            received_ns=1_790_000_000_000_000_000 + seq * 10_000_000)
+            if i % 500 == 499:
+                pipeline.commit()
+        pipeline.commit()
+        rows = store.count("reading") + store.count("device")
+        samples = list(stored_samples(store))
+        store.close()
+        rules = load_rule_files(list(settings.rules))
+        nodes = node_contexts(settings)
+        evaluations = evaluations_of(Engine(rules, nodes=nodes), samples)
+
+        engine_s: list[float] = []
+        runner_s: list[float] = []
+        for k in range(repeat):
+            engine = Engine(rules, timezone=settings.timezone, nodes=nodes)
+            c0 = cpu()
+            for s in samples:
+                engine.observe(s)
+            engine_s.append(cpu() - c0)
+            copy = data / f"run{k}"
+            copy.mkdir()
+            shutil.copy(store_path(settings), copy / "satoyama.db")
+            runner = build_runner(settings, copy / "satoyama.db")
+            assert runner is not None
+            c0 = cpu()
+            runner.drain()
+            runner_s.append(cpu() - c0)
+            runner.stop()
+
+    print(f"farm       mqtt_influx.py --rules: {len(rules)} rules, {NODES} tomato nodes, "
+          f"{messages:,} messages = {rows:,} stored rows, "
+          f"{evaluations / messages:.1f} rule evaluations per message")
+    per_msg = [c / messages for c in engine_s]
+    print(f"farm       engine {spread(per_msg, 'µs', 1e6)} CPU per message, "
+          f"{spread([c / evaluations for c in engine_s], 'µs', 1e6)} per rule evaluation, "
+          f"{repeat} runs")
+    print(f"farm       runner {spread([c / messages for c in runner_s], 'µs', 1e6)} CPU per "
+          f"message incl. SQLite reads and state writes, {repeat} runs")
 
 
 if __name__ == "__main__":
