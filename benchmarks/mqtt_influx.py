@@ -248,7 +248,19 @@ def wait_stored(influx: InfluxDB1, db: Path, target: int, timeout: float) -> flo
                                  f"{stored(influx)}")
             return t
         time.sleep(0.05)
-    raise SystemExit(f"only {stored(influx)} of {target} stored after {timeout}s")
+    raise SystemExit(f"only {stored(influx)} of {target} stored after {timeout}s; "
+                     f"the gateway's own counters: {gateway_counters(db)}")
+
+
+def gateway_counters(db: Path) -> dict[str, int]:
+    """Where a slow phase stands: stored in SQLite, sink writes and their failures."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+            return {k: int(v) for k, v in c.execute(
+                "SELECT name, value FROM counter WHERE name IN ('stored', 'duplicates') "
+                "OR name LIKE 'sink.%' OR name LIKE 'rejected.%'")}
+    except sqlite3.Error as e:
+        return {f"unreadable: {e}": 0}
 
 
 def main() -> None:
