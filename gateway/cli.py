@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -47,6 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
     gw = Gateway(_settings(args))  # type: ignore[arg-type]
+    # What start-up built (modules, the config model, pydantic's schemas: ~40,000 objects)
+    # lives as long as the process: keep it out of the cyclic collector's full passes,
+    # which otherwise scanned it again and again (0.25 s against 0.03 s of full
+    # collections over a 2,000/s phase and a 50,000-message burst).
+    gc.collect()
+    gc.freeze()
     gw.run_until_stopped(args.duration)
     return 0
 
