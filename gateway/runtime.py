@@ -89,8 +89,10 @@ def describe(report: dict[str, Any] | None, now_ns: int) -> list[str]:
         lines = [f"gateway    running, pid {pid}, up {up} (reported {age} ago); queue "
                  f"{q['items']} of {q['limit']}"
                  + ("; INGEST PAUSED: the store is full" if q.get("paused") else "")]
+    # A stopped or silent gateway's sources are as they were at its last report.
+    then = "" if current == "running" else "(last report) "
     for src in report.get("sources", []):
-        lines.append("source     " + _source_line(src))
+        lines.append("source     " + then + _source_line(src))
     return lines
 
 

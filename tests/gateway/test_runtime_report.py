@@ -64,8 +64,9 @@ def test_paused_stopped_silent_and_never_reported() -> None:
     paused = report(queue={"items": 2000, "limit": 2000, "paused": True})
     assert runtime.describe(paused, now)[0].endswith(
         "queue 2000 of 2000; INGEST PAUSED: the store is full")
-    assert runtime.describe(report(stopped=True), now + 600 * S)[0] == (
-        "gateway    stopped 10m ago (was pid 4242)")
+    stopped = runtime.describe(report(stopped=True), now + 600 * S)
+    assert stopped[0] == "gateway    stopped 10m ago (was pid 4242)"
+    assert stopped[1].startswith("source     (last report) mqtt mqtt://broker:1883")
     silent = runtime.describe(report(), now + int((runtime.STALE_AFTER_S + 1) * S))[0]
     assert silent.startswith("gateway    no report for 16s (pid 4242): not running, or stuck?")
     assert runtime.state(report(), now + int(runtime.STALE_AFTER_S * S)) == "running"
