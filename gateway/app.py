@@ -175,8 +175,11 @@ class Gateway:
             else:
                 from gateway.sinks.influxdb import InfluxSink  # HTTP client where it runs
 
-                self.sinks.append(InfluxSink(store_path(settings), influx_cfg,
-                                             gateway_id=settings.gateway_id))
+                sink = InfluxSink(store_path(settings), influx_cfg,
+                                  gateway_id=settings.gateway_id)
+                self.pipeline.commit_listeners.append(
+                    lambda result, _records: sink.offer(result.appended))
+                self.sinks.append(sink)
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(
                 Notifier(store_path(settings), settings.notifications, settings.tzinfo,

@@ -127,7 +127,9 @@ class Pipeline:
         self.clock = clock or ClockMonitor()
         self.batch_max = batch_max
         self.batch_interval_s = batch_interval_ms / 1000
-        self.on_commit = on_commit
+        # Called after each commit, in order: the caller's on_commit, sinks' offer().
+        self.commit_listeners: list[Callable[[BatchResult, list[Record]], None]] = (
+            [] if on_commit is None else [on_commit])
         self._streams: dict[str, StreamDecoder] = {}
         self._message_decoders: dict[str, MessageDecoder] = {}
         self._formats: dict[str, str] = {}
@@ -272,8 +274,8 @@ class Pipeline:
             key = f"rejected.{q.rejection.reason}"
             self.totals[key] = self.totals.get(key, 0) + 1
         run_after_commit(pending.callbacks)
-        if self.on_commit is not None:
-            self.on_commit(result, pending.records)
+        for listener in self.commit_listeners:
+            listener(result, pending.records)
         return result
 
     def reanchor_held(self) -> int:

@@ -57,10 +57,11 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from gateway.packet import Rejection
+from gateway.sinks.handoff import Handoff
 from gateway.sinks.lifecycle import stop_worker
 from gateway.sinks.line_protocol import LineProtocolError, RowEncoder, encode_point
 from gateway.sinks.retry import RetryPolicy, parse_retry_after
-from gateway.store.sqlite import OUTBOX_TABLES, QuarantineEntry, Store
+from gateway.store.sqlite import DATA_TABLES, OUTBOX_TABLES, AppendedRows, QuarantineEntry, Store
 
 if TYPE_CHECKING:  # a sink process gets its settings as plain data (gateway/sinks/process.py)
     from gateway.config.models import InfluxDBSinkConfig
@@ -394,7 +395,13 @@ class InfluxSink:
         self.last_error: WriteError | None = None
         self._close_lock = threading.Lock()
         self._closed = False
-        self._encoders: dict[str, RowEncoder] = {}
+        self._encoders: dict[tuple[str, tuple[str, ...]], RowEncoder] = {}
+        # What the pipeline just committed (same process): written from memory when it
+        # continues the cursor, else read from the store (gateway/sinks/handoff.py).
+        self._handoff = Handoff(DATA_TABLES, limit_rows=cfg.batch_size,
+                                wake_rows=max(1, cfg.batch_size // 2))
+        # rows encoded, by where they were read (a retried batch counts again)
+        self.rows_from = {"memory": 0, "store": 0}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -403,6 +410,10 @@ class InfluxSink:
         self._thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
         self._thread.start()
         log.info("sink %s: writing to %s", self.name, self._writer.where)
+
+    def offer(self, appended: Sequence[AppendedRows]) -> None:
+        """Rows the pipeline has just committed (its thread, after the commit)."""
+        self._handoff.offer(appended)
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the batch in flight (at most ``stop_timeout_s``), then stop.
@@ -413,6 +424,7 @@ class InfluxSink:
         """
         timeout = self.stop_timeout_s if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
+        self._handoff.wake.set()
         stop_worker(self._thread, self._stop, timeout, self.close, log,
                     f"sink {self.name}: a write was still in flight at shutdown; it will be "
                     "sent again at the next start")
@@ -433,6 +445,7 @@ class InfluxSink:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self._handoff.wake.clear()
                 try:
                     result = self.flush_once()
                 except WriteError as e:
@@ -448,7 +461,7 @@ class InfluxSink:
                 self._recovered()
                 self._maybe_self_metrics()
                 if not result.full:
-                    self._stop.wait(self.cfg.flush_interval_s)
+                    self._handoff.wake.wait(self.cfg.flush_interval_s)
         finally:
             self.close()
 
@@ -462,11 +475,20 @@ class InfluxSink:
             if i and self._stop.is_set():
                 break  # stopping: the batch in flight is done, the rest waits in the outbox
             cursor = self._store.cursor(self.name, table)
-            # Rows are encoded as SQLite hands them out: the batch is held as line
-            # protocol only, not also as row tuples (5,000 rows of ~20 columns are 5 MB).
-            with self._store.outbox_cursor(table, cursor, self.cfg.batch_size) as (
-                    columns, rows):
-                batch = self._encode_rows(table, columns, rows)
+            batch = _Batch(now=self._clock_ns())
+            offered = self._handoff.take(table, cursor, self.cfg.batch_size) if (
+                table in DATA_TABLES) else []
+            for chunk in offered:
+                self._encode_rows(batch, table, chunk.columns, chunk.rows, chunk.first_id)
+            if offered:
+                self.rows_from["memory"] += batch.rows
+            else:
+                # Rows are encoded as SQLite hands them out: the batch is held as line
+                # protocol only, not also as row tuples (5,000 rows of ~20 columns: 5 MB).
+                with self._store.outbox_cursor(table, cursor, self.cfg.batch_size) as (
+                        columns, rows):
+                    self._encode_rows(batch, table, columns, rows)
+                self.rows_from["store"] += batch.rows
             if not batch.rows:
                 continue
             result.full = result.full or batch.rows == self.cfg.batch_size
@@ -475,21 +497,26 @@ class InfluxSink:
             result.rejected += rejected
         return result
 
-    def _encoder(self, table: str, columns: list[str]) -> RowEncoder:
-        encoder = self._encoders.get(table)
-        if encoder is None or encoder.columns != columns:
-            encoder = self._encoders[table] = RowEncoder(table, columns)
+    def _encoder(self, table: str, columns: Sequence[str]) -> RowEncoder:
+        key = (table, tuple(columns))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            if len(self._encoders) >= 64:
+                self._encoders.clear()
+            encoder = self._encoders[key] = RowEncoder(table, columns)
         return encoder
 
-    def _encode_rows(self, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]
-                     ) -> _Batch:
-        batch = _Batch(now=self._clock_ns())
+    def _encode_rows(self, batch: _Batch, table: str, columns: Sequence[str],
+                     rows: Iterable[tuple[Any, ...]], first_id: int | None = None) -> None:
+        """Add rows to the batch: outbox rows with an ``id`` column, or rows numbered from
+        ``first_id`` (offered by the pipeline)."""
         encode = self._encoder(table, columns)
-        id_at, node_at = columns.index("id"), columns.index("node")
+        id_at = None if first_id is not None else columns.index("id")
+        node_at = columns.index("node")
         lines, skipped = batch.lines, f"sink.{self.name}.skipped_empty"
-        for row in rows:
+        for row_id, row in enumerate(rows, first_id or 0):
             batch.rows += 1
-            batch.last_id = row[id_at]
+            batch.last_id = row_id if id_at is None else row[id_at]
             try:
                 text = encode(row)
             except LineProtocolError as e:
@@ -502,7 +529,6 @@ class InfluxSink:
                 batch.counts[skipped] = batch.counts.get(skipped, 0) + 1
                 continue
             lines.append(Line(batch.last_id, row[node_at], text))
-        return batch
 
     def _deliver_batch(self, table: str, batch: _Batch) -> tuple[int, int]:
         counts, quarantine = batch.counts, batch.quarantine

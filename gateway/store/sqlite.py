@@ -27,9 +27,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -134,6 +135,12 @@ CREATE TABLE IF NOT EXISTS node_state (
 """
 
 
+# The leading columns of the rows write_batch inserts, before each run's fields.
+_TAG_COLUMNS: Final = {
+    "reading": ("packet_id", "time_ns", "site", "plot", "node", "sensor"),
+    "device": ("packet_id", "time_ns", "site", "plot", "node"),
+}
+
 # A consumer's cursor only moves forward.
 _ADVANCE_SQL: Final = (
     "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
@@ -157,6 +164,23 @@ class QuarantineEntry:
     received_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class AppendedRows:
+    """Rows one commit appended to an outbox table, as inserted: ids ``first_id`` to
+    ``last_id`` in order, each row a tuple of ``columns`` (the table's tags, then the
+    run's fields). Handed to sinks in the same process (:meth:`InfluxSink.offer`) so they
+    need not read back what was just written; the store stays the truth."""
+
+    table: str
+    first_id: int
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[Any, ...]]
+
+    @property
+    def last_id(self) -> int:
+        return self.first_id + len(self.rows) - 1
+
+
 @dataclass(slots=True)
 class BatchResult:
     stored: int = 0
@@ -164,6 +188,7 @@ class BatchResult:
     duplicate_keys: list[tuple[str, int | None]] = field(default_factory=list)
     quarantined: int = 0
     flags: dict[str, int] = field(default_factory=dict)  # flagged.* counted by the commit
+    appended: list[AppendedRows] = field(default_factory=list)  # reading, device rows
 
 
 class Store:
@@ -282,8 +307,9 @@ class Store:
         with self._lock, self._tx():
             db = self._db
             stored = self._insert_packets(records, result, boot_id, monotonic_ns)
-            # One statement per run of rows with the same columns (usually the whole batch),
-            # so rows keep their order and the per-row cost is SQLite's, not Python's.
+            # Rows are collected in runs with the same columns, then inserted in their
+            # order with one statement per table (_insert_runs): the per-row cost is
+            # SQLite's, not Python's.
             readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
             devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
             nodes: dict[str, list[Any]] = {}
@@ -308,10 +334,9 @@ class Store:
                         state[3] = rec.seq
                     state[4] = max(state[4], rec.time_ns)
                     state[5], state[6] = rec.received_ns, rec.source
-            for cols, rows in readings:
-                db.executemany(self._insert_sql("reading", cols), rows)
-            for cols, rows in devices:
-                db.executemany(self._insert_sql("device", cols), rows)
+            for table, runs in (("reading", readings), ("device", devices)):
+                if runs:
+                    result.appended += self._insert_runs(table, runs)
             db.executemany(
                 "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
                 " site=excluded.site, plot=excluded.plot,"
@@ -389,15 +414,32 @@ class Store:
                 result.duplicate_keys.append((rec.node, rec.seq))
         return stored
 
+    def _insert_runs(
+        self, table: str, runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+    ) -> list[AppendedRows]:
+        """Insert runs of rows; return them with their ids.
+
+        Only the pipeline appends to ``reading`` and ``device``, inside its write
+        transaction, and SQLite numbers new rows after the largest id, so ids follow one
+        another from there. Checked: if the ids are not what was expected, nothing is
+        returned (the sinks then read the rows back from the store).
+        """
+        db = self._db
+        tags = _TAG_COLUMNS[table]
+        cols, rows = _one_run(runs, len(tags))
+        last = int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
+        db.executemany(self._insert_sql(table, cols), rows)
+        if int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) != last + len(rows):
+            return []
+        return [AppendedRows(table, last + 1, (*tags, *cols), rows)]
+
     def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
         key = (table, cols)
         sql = self._sql_cache.get(key)
         if sql is None:
-            tags = "packet_id, time_ns, site, plot, node"
-            if table == "reading":
-                tags += ", sensor"
+            tags = ", ".join(_TAG_COLUMNS[table])
             names = "".join(f', "{c}"' for c in cols)
-            marks = ",?" * (tags.count(",") + 1 + len(cols))
+            marks = ",?" * (len(_TAG_COLUMNS[table]) + len(cols))
             sql = f"INSERT INTO {table} ({tags}{names}) VALUES ({marks[1:]})"
             self._sql_cache[key] = sql
         return sql
@@ -817,6 +859,31 @@ def _add_row(
         runs[-1][1].append(row)
     else:
         runs.append((cols, [row]))
+
+
+def _one_run(
+    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]], n_tags: int,
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Runs of rows (``n_tags`` tag values, then the run's field columns) as one column
+    list and rows padded with NULLs, in their order: one statement per table and batch.
+
+    A node with an air sensor and a soil probe makes rows of two column sets in turn, so
+    a run is often one row long.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    union = tuple(dict.fromkeys(c for cols, _ in runs for c in cols))
+    pickers: dict[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {}
+    rows: list[tuple[Any, ...]] = []
+    for cols, run in runs:
+        pick = pickers.get(cols)
+        if pick is None:
+            at = {c: n_tags + i for i, c in enumerate(cols)}
+            missing = n_tags + len(cols)  # the None appended to each row below
+            pick = pickers[cols] = itemgetter(*range(n_tags),
+                                              *(at.get(c, missing) for c in union))
+        rows.extend(pick((*row, None)) for row in run)
+    return union, rows
 
 
 class StoreTransaction:

@@ -243,13 +243,18 @@ def test_missing_database_is_a_config_error_that_keeps_the_data(
     s.stop()
 
 
+@pytest.mark.parametrize("handoff", [False, True], ids=["from-store", "handoff"])
 @pytest.mark.parametrize("server", ["influxdb1-v1", "victoria-metrics-v2"])
 def test_outage_during_a_steady_stream_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, server: str, record_property: Callable[[str, object], None]
+    tmp_path: Path, server: str, handoff: bool, record_property: Callable[[str, object], None]
 ) -> None:
     """The server stops for a while under a steady stream, then comes back on the same
     port and data. InfluxDB would hide a point sent twice (same series and time overwrite);
-    VictoriaMetrics keeps both, so there exact sample counts prove "none twice"."""
+    VictoriaMetrics keeps both, so there exact sample counts prove "none twice".
+
+    With ``handoff`` each commit is also offered to the sink, as the gateway does: before
+    the outage it writes from memory, during it the bound is reached, after it the gap is
+    read from the store and the sink moves back to memory once it has caught up."""
     db: InfluxDB1 | VictoriaMetrics
     if server == "influxdb1-v1":
         db = InfluxDB1(tmp_path / "server").start()
@@ -265,7 +270,10 @@ def test_outage_during_a_steady_stream_loses_nothing_and_duplicates_nothing(
     def produce() -> None:  # the pipeline: 10 packets every 20 ms
         i = 0
         while not done.is_set():
-            store.write_batch(make_records(10, start_ns=T0 + i * 10 * 10**9, node="live"))
+            result = store.write_batch(
+                make_records(10, start_ns=T0 + i * 10 * 10**9, node="live"))
+            if handoff:
+                s.offer(result.appended)
             i += 1
             time.sleep(0.02)
 
@@ -281,6 +289,7 @@ def test_outage_during_a_steady_stream_loses_nothing_and_duplicates_nothing(
         time.sleep(0.5)
         backlog_during = s.backlog()
         assert backlog_during["device"] > 0
+        memory_before_restart = s.rows_from["memory"]
         db.start()
         time.sleep(0.5)
         done.set()
@@ -293,6 +302,12 @@ def test_outage_during_a_steady_stream_loses_nothing_and_duplicates_nothing(
         record_property("backlog_during_outage", backlog_during)
         record_property("counters", {k: v for k, v in counters.items() if "sink" in k})
         assert counters["sink.influxdb.written"] >= 3 * packets  # re-sent batches allowed
+        record_property("rows_from", s.rows_from)
+        if handoff:  # both ways were taken, and memory again after the outage
+            assert s.rows_from["store"] > 0
+            assert s.rows_from["memory"] > memory_before_restart > 0
+        else:
+            assert s.rows_from["memory"] == 0
         assert "sink.influxdb.rejected_points" not in counters
         if isinstance(db, InfluxDB1):
             assert len(influx_points(db, "farm", "device")) == packets

@@ -1,0 +1,89 @@
+"""The pipeline hands committed rows to the InfluxDB sink in memory (gateway/sinks/handoff.py).
+
+The store stays the truth: the sink writes from memory only rows that continue its cursor
+exactly, and reads everything else from the store. Pure tests of the bookkeeping here;
+against real servers, test_influx_sink.py runs its outage test both ways and the end-to-end
+tests run the whole gateway, which offers every commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from outbox_data import make_records
+
+from gateway.sinks.handoff import Handoff
+from gateway.store.sqlite import AppendedRows, Store
+
+
+def chunk(table: str, first: int, n: int) -> AppendedRows:
+    return AppendedRows(table, first, ("packet_id", "time_ns", "site", "plot", "node"),
+                        [(first + i, 0, "s", "p", "n") for i in range(n)])
+
+
+def ids(chunks: list[AppendedRows]) -> list[int]:
+    return [c.first_id + i for c in chunks for i in range(len(c.rows))]
+
+
+def test_rows_that_continue_the_cursor_are_taken_up_to_the_limit() -> None:
+    h = Handoff(["device"], limit_rows=100, wake_rows=50)
+    h.offer([chunk("device", 1, 10), chunk("device", 11, 10)])
+    assert ids(h.take("device", 0, 15)) == list(range(1, 16))  # the second chunk is cut
+    assert ids(h.take("device", 0, 100)) == list(range(1, 21))  # nothing taken away yet
+    assert ids(h.take("device", 4, 3)) == [5, 6, 7]  # a cursor inside a chunk
+    assert h.rows == 20
+
+
+def test_rows_are_let_go_only_when_the_cursor_passes_them() -> None:
+    h = Handoff(["device"], limit_rows=100, wake_rows=50)
+    h.offer([chunk("device", 1, 10), chunk("device", 11, 10)])
+    assert ids(h.take("device", 10, 100)) == list(range(11, 21))
+    assert h.rows == 10  # the first chunk is behind the cursor
+    assert h.take("device", 20, 100) == []
+    assert h.rows == 0
+
+
+def test_a_gap_sends_the_sink_to_the_store() -> None:
+    h = Handoff(["device"], limit_rows=100, wake_rows=50)
+    h.offer([chunk("device", 21, 10)])  # rows 1..20 were never offered (restart, outage)
+    assert h.take("device", 0, 100) == []
+    assert h.take("device", 15, 100) == []
+    assert ids(h.take("device", 20, 100)) == list(range(21, 31))  # caught up
+
+
+def test_offers_beyond_the_bound_are_refused_and_counted() -> None:
+    h = Handoff(["reading", "device"], limit_rows=25, wake_rows=21)
+    h.offer([chunk("reading", 1, 10), chunk("device", 1, 10)])
+    assert not h.wake.is_set()
+    h.offer([chunk("reading", 11, 10), chunk("device", 11, 5)])
+    assert h.refused == 10 and h.rows == 25 and h.wake.is_set()
+    # reading 11..20 were refused: after row 10 the sink reads the store
+    assert ids(h.take("reading", 0, 100)) == list(range(1, 11))
+    assert h.take("reading", 10, 100) == []
+    assert ids(h.take("device", 0, 100)) == list(range(1, 16))
+
+
+def test_tables_not_handed_off_are_ignored() -> None:
+    h = Handoff(["reading"], limit_rows=100, wake_rows=50)
+    h.offer([chunk("alert", 1, 10)])
+    assert h.rows == 0
+
+
+def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -> None:
+    """What write_batch reports as appended is exactly what the store holds, padded to
+    one column list per table when sensors of one node carry different fields."""
+    store = Store(tmp_path / "s.db")
+    for batch in range(3):
+        result = store.write_batch(make_records(7, node=f"n{batch}"))
+        assert [a.table for a in result.appended] == ["reading", "device"]
+        for appended in result.appended:
+            assert len(appended.rows) == (14 if appended.table == "reading" else 7)
+            stored = store.rows_after(appended.table, appended.first_id - 1, len(appended.rows))
+            assert [r["id"] for r in stored] == list(range(appended.first_id,
+                                                            appended.last_id + 1))
+            for row, want in zip(appended.rows, stored, strict=True):
+                got = dict(zip(appended.columns, row, strict=True))
+                assert got == {k: want[k] for k in appended.columns}
+                assert all(want[k] is None for k in want
+                           if k not in appended.columns and k != "id")
+    assert store.write_batch(make_records(0)).appended == []
