@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -307,22 +306,21 @@ class Store:
         with self._lock, self._tx():
             db = self._db
             stored = self._insert_packets(records, result, boot_id, monotonic_ns)
-            # Rows are collected in runs with the same columns, then inserted in their
-            # order with one statement per table (_insert_runs): the per-row cost is
+            # One statement per table over the fields any row of the batch has (a node's
+            # air sensor and soil probe carry different ones): the per-row cost is
             # SQLite's, not Python's.
-            readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
-            devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+            reading_fields: dict[str, Any] = {}
+            device_fields: dict[str, Any] = {}
             nodes: dict[str, list[Any]] = {}
             steps: CounterSteps | None = None  # running totals -> increments, if any
-            for packet_id, rec in stored:
-                tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
+            for _packet_id, rec in stored:
                 for sensor, values in rec.readings.items():
                     if RUNNING_TOTAL in values:
                         steps = steps or CounterSteps(db)
                         steps.apply(rec, sensor, values)
-                    _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
+                    reading_fields.update(values)
                 if rec.device:
-                    _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
+                    device_fields.update(rec.device)
                 # node_state once per node: what the per-record upserts would have left.
                 state = nodes.get(rec.node)
                 if state is None:
@@ -334,9 +332,18 @@ class Store:
                         state[3] = rec.seq
                     state[4] = max(state[4], rec.time_ns)
                     state[5], state[6] = rec.received_ns, rec.source
-            for table, runs in (("reading", readings), ("device", devices)):
-                if runs:
-                    result.appended += self._insert_runs(table, runs)
+            if reading_fields:
+                cols = tuple(reading_fields)
+                result.appended += self._insert_rows("reading", cols, [
+                    (packet_id, rec.time_ns, rec.site, rec.plot, rec.node, sensor,
+                     *map(values.get, cols))
+                    for packet_id, rec in stored for sensor, values in rec.readings.items()])
+            if device_fields:
+                cols = tuple(device_fields)
+                result.appended += self._insert_rows("device", cols, [
+                    (packet_id, rec.time_ns, rec.site, rec.plot, rec.node,
+                     *map(rec.device.get, cols))
+                    for packet_id, rec in stored if rec.device])
             db.executemany(
                 "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
                 " site=excluded.site, plot=excluded.plot,"
@@ -414,10 +421,10 @@ class Store:
                 result.duplicate_keys.append((rec.node, rec.seq))
         return stored
 
-    def _insert_runs(
-        self, table: str, runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+    def _insert_rows(
+        self, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> list[AppendedRows]:
-        """Insert runs of rows; return them with their ids.
+        """Insert rows (the table's tags, then ``cols``); return them with their ids.
 
         Only the pipeline appends to ``reading`` and ``device``, inside its write
         transaction, and SQLite numbers new rows after the largest id, so ids follow one
@@ -426,7 +433,6 @@ class Store:
         """
         db = self._db
         tags = _TAG_COLUMNS[table]
-        cols, rows = _one_run(runs, len(tags))
         last = int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
         db.executemany(self._insert_sql(table, cols), rows)
         if int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) != last + len(rows):
@@ -847,43 +853,6 @@ def _jump_entries(steps: CounterSteps) -> list[QuarantineEntry]:
             j.record.source, j.record.received_ns)
         for j in steps.jumps
     ]
-
-
-def _add_row(
-    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]],
-    cols: tuple[str, ...],
-    row: tuple[Any, ...],
-) -> None:
-    """Append ``row`` to the last run if it has the same columns, else start a new run."""
-    if runs and runs[-1][0] == cols:
-        runs[-1][1].append(row)
-    else:
-        runs.append((cols, [row]))
-
-
-def _one_run(
-    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]], n_tags: int,
-) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Runs of rows (``n_tags`` tag values, then the run's field columns) as one column
-    list and rows padded with NULLs, in their order: one statement per table and batch.
-
-    A node with an air sensor and a soil probe makes rows of two column sets in turn, so
-    a run is often one row long.
-    """
-    if len(runs) == 1:
-        return runs[0]
-    union = tuple(dict.fromkeys(c for cols, _ in runs for c in cols))
-    pickers: dict[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] = {}
-    rows: list[tuple[Any, ...]] = []
-    for cols, run in runs:
-        pick = pickers.get(cols)
-        if pick is None:
-            at = {c: n_tags + i for i, c in enumerate(cols)}
-            missing = n_tags + len(cols)  # the None appended to each row below
-            pick = pickers[cols] = itemgetter(*range(n_tags),
-                                              *(at.get(c, missing) for c in union))
-        rows.extend(pick((*row, None)) for row in run)
-    return union, rows
 
 
 class StoreTransaction:
