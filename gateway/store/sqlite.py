@@ -394,7 +394,9 @@ class Store:
         for rec in records:
             mono = monotonic_ns.get(id(rec)) if monotonic_ns else None
             rows.append((
-                rec.node, rec.seq, rec.digest, rec.time_ns, rec.received_ns, rec.site,
+                # bytearray: the sqlite3 module binds it as it is; for bytes it first looks
+                # for adapters (two AttributeErrors raised and cleared per row).
+                rec.node, rec.seq, bytearray(rec.digest), rec.time_ns, rec.received_ns, rec.site,
                 rec.plot, rec.source, rec.format, rec.time_source,
                 boot_id if mono is not None else None, mono,
             ))
