@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
 from gateway.packet import Record, Rejection
@@ -140,6 +140,15 @@ _TAG_COLUMNS: Final = {
     "device": ("packet_id", "time_ns", "site", "plot", "node"),
 }
 
+_INSERT_PACKET: Final = (
+    "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site, plot,"
+    " source, format, time_source) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_HELD_PACKET: Final = (
+    "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site, plot,"
+    " source, format, time_source, boot_id, monotonic_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
 # A consumer's cursor only moves forward.
 _ADVANCE_SQL: Final = (
     "INSERT INTO sink_cursor VALUES (?,?,?) ON CONFLICT(sink, tbl)"
@@ -163,12 +172,12 @@ class QuarantineEntry:
     received_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class AppendedRows:
-    """Rows one commit appended to an outbox table, as inserted: ids ``first_id`` to
-    ``last_id`` in order, each row a tuple of ``columns`` (the table's tags, then the
-    run's fields). Handed to sinks in the same process (:meth:`InfluxSink.offer`) so they
-    need not read back what was just written; the store stays the truth."""
+class AppendedRows(NamedTuple):
+    """Rows a commit appended to an outbox table with one statement, as inserted: ids
+    ``first_id`` to ``last_id`` in order, each row a tuple of ``columns`` (the table's
+    tags, then the run's fields). Handed to sinks in the same process
+    (:meth:`InfluxSink.offer`) so they need not read back what was just written; the store
+    stays the truth."""
 
     table: str
     first_id: int
@@ -229,6 +238,7 @@ class Store:
         self._reading_cols = self._columns("reading")
         self._device_cols = self._columns("device")
         self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._columns_cache: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 
     # ---------------------------------------------------------------- schema
 
@@ -306,21 +316,22 @@ class Store:
         with self._lock, self._tx():
             db = self._db
             stored = self._insert_packets(records, result, boot_id, monotonic_ns)
-            # One statement per table over the fields any row of the batch has (a node's
-            # air sensor and soil probe carry different ones): the per-row cost is
-            # SQLite's, not Python's.
-            reading_fields: dict[str, Any] = {}
-            device_fields: dict[str, Any] = {}
+            # One statement per run of rows with the same columns, so that rows keep their
+            # order and no NULL is bound (the sqlite3 module looks for an adapter for each
+            # None, raising and clearing two AttributeErrors): the per-row cost is SQLite's.
+            readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+            devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
             nodes: dict[str, list[Any]] = {}
             steps: CounterSteps | None = None  # running totals -> increments, if any
-            for _packet_id, rec in stored:
+            for packet_id, rec in stored:
+                tags = (packet_id, rec.time_ns, rec.site, rec.plot, rec.node)
                 for sensor, values in rec.readings.items():
                     if RUNNING_TOTAL in values:
                         steps = steps or CounterSteps(db)
                         steps.apply(rec, sensor, values)
-                    reading_fields.update(values)
+                    _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
                 if rec.device:
-                    device_fields.update(rec.device)
+                    _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
                 # node_state once per node: what the per-record upserts would have left.
                 state = nodes.get(rec.node)
                 if state is None:
@@ -332,18 +343,9 @@ class Store:
                         state[3] = rec.seq
                     state[4] = max(state[4], rec.time_ns)
                     state[5], state[6] = rec.received_ns, rec.source
-            if reading_fields:
-                cols = tuple(reading_fields)
-                result.appended += self._insert_rows("reading", cols, [
-                    (packet_id, rec.time_ns, rec.site, rec.plot, rec.node, sensor,
-                     *map(values.get, cols))
-                    for packet_id, rec in stored for sensor, values in rec.readings.items()])
-            if device_fields:
-                cols = tuple(device_fields)
-                result.appended += self._insert_rows("device", cols, [
-                    (packet_id, rec.time_ns, rec.site, rec.plot, rec.node,
-                     *map(rec.device.get, cols))
-                    for packet_id, rec in stored if rec.device])
+            for table, runs in (("reading", readings), ("device", devices)):
+                if runs:
+                    result.appended += self._insert_runs(table, runs)
             db.executemany(
                 "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
                 " site=excluded.site, plot=excluded.plot,"
@@ -390,22 +392,21 @@ class Store:
             return []
         db = self._db
         last = int(db.execute("SELECT max(id) FROM packet").fetchone()[0] or 0)
-        rows = []
-        for rec in records:
-            mono = monotonic_ns.get(id(rec)) if monotonic_ns else None
-            rows.append((
-                # bytearray: the sqlite3 module binds it as it is; for bytes it first looks
-                # for adapters (two AttributeErrors raised and cleared per row).
-                rec.node, rec.seq, bytearray(rec.digest), rec.time_ns, rec.received_ns, rec.site,
-                rec.plot, rec.source, rec.format, rec.time_source,
-                boot_id if mono is not None else None, mono,
-            ))
-        cur = db.executemany(
-            "INSERT OR IGNORE INTO packet (node, seq, digest, time_ns, received_ns, site,"
-            " plot, source, format, time_source, boot_id, monotonic_ns)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        # A bytearray digest, and boot_id/monotonic_ns only when some record is held:
+        # the sqlite3 module binds int, float, str and bytearray as they are, but looks for
+        # an adapter for anything else (bytes, None), raising and clearing two
+        # AttributeErrors per value.
+        rows: list[tuple[Any, ...]] = [
+            (rec.node, rec.seq, bytearray(rec.digest), rec.time_ns, rec.received_ns, rec.site,
+             rec.plot, rec.source, rec.format, rec.time_source)
+            for rec in records]
+        sql = _INSERT_PACKET
+        if monotonic_ns:
+            sql = _INSERT_HELD_PACKET
+            for i, rec in enumerate(records):
+                mono = monotonic_ns.get(id(rec))
+                rows[i] += (None, None) if mono is None else (boot_id, mono)
+        cur = db.executemany(sql, rows)
         if cur.rowcount == len(records):
             return [(last + 1 + i, rec) for i, rec in enumerate(records)]
         new = {
@@ -423,10 +424,11 @@ class Store:
                 result.duplicate_keys.append((rec.node, rec.seq))
         return stored
 
-    def _insert_rows(
-        self, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]
+    def _insert_runs(
+        self, table: str, runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]
     ) -> list[AppendedRows]:
-        """Insert rows (the table's tags, then ``cols``); return them with their ids.
+        """Insert runs of rows (the table's tags, then the run's columns); return them with
+        their ids.
 
         Only the pipeline appends to ``reading`` and ``device``, inside its write
         transaction, and SQLite numbers new rows after the largest id, so ids follow one
@@ -434,12 +436,19 @@ class Store:
         returned (the sinks then read the rows back from the store).
         """
         db = self._db
-        tags = _TAG_COLUMNS[table]
         last = int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
-        db.executemany(self._insert_sql(table, cols), rows)
-        if int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) != last + len(rows):
+        first, appended = last + 1, []
+        columns = self._columns_cache
+        for cols, rows in runs:
+            db.executemany(self._insert_sql(table, cols), rows)
+            full = columns.get((table, cols))
+            if full is None:
+                full = columns[(table, cols)] = (*_TAG_COLUMNS[table], *cols)
+            appended.append(AppendedRows(table, first, full, rows))
+            first += len(rows)
+        if int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0) != first - 1:
             return []
-        return [AppendedRows(table, last + 1, (*tags, *cols), rows)]
+        return appended
 
     def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
         key = (table, cols)
@@ -841,6 +850,18 @@ def _time_range(column: str, time_from_ns: int | None, time_to_ns: int | None
         where.append(f"{column} < ?")
         params.append(time_to_ns)
     return where, params
+
+
+def _add_row(
+    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]],
+    cols: tuple[str, ...],
+    row: tuple[Any, ...],
+) -> None:
+    """Append ``row`` to the last run if it has the same columns, else start a new run."""
+    if runs and runs[-1][0] == cols:
+        runs[-1][1].append(row)
+    else:
+        runs.append((cols, [row]))
 
 
 def _jump_entries(steps: CounterSteps) -> list[QuarantineEntry]:

@@ -70,20 +70,23 @@ def test_tables_not_handed_off_are_ignored() -> None:
 
 
 def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -> None:
-    """What write_batch reports as appended is exactly what the store holds, padded to
-    one column list per table when sensors of one node carry different fields."""
+    """What write_batch reports as appended is exactly what the store holds: runs of rows
+    with the same columns (a node's air sensor and soil probe alternate), ids in order."""
     store = Store(tmp_path / "s.db")
     for batch in range(3):
         result = store.write_batch(make_records(7, node=f"n{batch}"))
-        assert [a.table for a in result.appended] == ["reading", "device"]
-        for appended in result.appended:
-            assert len(appended.rows) == (14 if appended.table == "reading" else 7)
-            stored = store.rows_after(appended.table, appended.first_id - 1, len(appended.rows))
-            assert [r["id"] for r in stored] == list(range(appended.first_id,
-                                                            appended.last_id + 1))
-            for row, want in zip(appended.rows, stored, strict=True):
-                got = dict(zip(appended.columns, row, strict=True))
-                assert got == {k: want[k] for k in appended.columns}
-                assert all(want[k] is None for k in want
-                           if k not in appended.columns and k != "id")
+        for table, rows in (("reading", 14), ("device", 7)):
+            runs = [a for a in result.appended if a.table == table]
+            assert sum(len(a.rows) for a in runs) == rows
+            assert all(b.first_id == a.last_id + 1 for a, b in zip(runs, runs[1:]))
+            stored = {r["id"]: r for r in store.rows_after(table, runs[0].first_id - 1, rows)}
+            assert sorted(stored) == list(range(runs[0].first_id, runs[-1].last_id + 1))
+            for run in runs:
+                for i, row in enumerate(run.rows):
+                    want = stored[run.first_id + i]
+                    got = dict(zip(run.columns, row, strict=True))
+                    assert got == {k: want[k] for k in run.columns}
+                    assert all(want[k] is None for k in want
+                               if k not in run.columns and k != "id")
+        assert len([a for a in result.appended if a.table == "reading"]) == 14  # alternating
     assert store.write_batch(make_records(0)).appended == []
