@@ -397,8 +397,10 @@ class InfluxSink:
         self._closed = False
         self._encoders: dict[tuple[str, tuple[str, ...]], RowEncoder] = {}
         # What the pipeline just committed (same process): written from memory when it
-        # continues the cursor, else read from the store (gateway/sinks/handoff.py).
-        self._handoff = Handoff(DATA_TABLES, limit_rows=cfg.batch_size,
+        # continues the cursor, else read from the store (gateway/sinks/handoff.py). Woken
+        # at half a batch; room for two batches, so that commits during a write are kept
+        # (with one batch of room a 50,000-message burst read 40 % of its rows back).
+        self._handoff = Handoff(DATA_TABLES, limit_rows=2 * cfg.batch_size,
                                 wake_rows=max(1, cfg.batch_size // 2))
         # rows encoded, by where they were read (a retried batch counts again)
         self.rows_from = {"memory": 0, "store": 0}
