@@ -311,11 +311,17 @@ def make_writer(cfg: InfluxDBSinkConfig, *, timeout_s: float = 10.0) -> Writer:
 
 
 class Line(NamedTuple):
-    """One point, built for every outbox row: a tuple, which is cheap to make."""
+    """One point, built for every outbox row: a tuple, which is cheap to make (made with
+    ``tuple.__new__``, without the generated ``__new__``'s Python frame)."""
 
     row_id: int
     node: str
     text: str
+
+
+_new_tuple: Final = tuple.__new__
+# A row encoder for one column layout, with where the row's id (-1: none) and node are.
+_Encoder = tuple[RowEncoder, int, int]
 
 
 @dataclass
@@ -395,7 +401,7 @@ class InfluxSink:
         self.last_error: WriteError | None = None
         self._close_lock = threading.Lock()
         self._closed = False
-        self._encoders: dict[tuple[str, tuple[str, ...]], RowEncoder] = {}
+        self._encoders: dict[tuple[str, tuple[str, ...]], _Encoder] = {}
         # What the pipeline just committed (same process): written from memory when it
         # continues the cursor, else read from the store (gateway/sinks/handoff.py). Woken
         # at half a batch; room for two batches, so that commits during a write are kept
@@ -480,16 +486,16 @@ class InfluxSink:
             batch = _Batch(now=self._clock_ns())
             offered = self._handoff.take(table, cursor, self.cfg.batch_size) if (
                 table in DATA_TABLES) else []
-            for chunk in offered:
-                self._encode_rows(batch, table, chunk.columns, chunk.rows, chunk.first_id)
             if offered:
+                self._encode_rows(batch, table, [(c.columns, c.rows, c.first_id)
+                                                 for c in offered])
                 self.rows_from["memory"] += batch.rows
             else:
                 # Rows are encoded as SQLite hands them out: the batch is held as line
                 # protocol only, not also as row tuples (5,000 rows of ~20 columns: 5 MB).
                 with self._store.outbox_cursor(table, cursor, self.cfg.batch_size) as (
                         columns, rows):
-                    self._encode_rows(batch, table, columns, rows)
+                    self._encode_rows(batch, table, [(columns, rows, None)])
                 self.rows_from["store"] += batch.rows
             if not batch.rows:
                 continue
@@ -499,38 +505,46 @@ class InfluxSink:
             result.rejected += rejected
         return result
 
-    def _encoder(self, table: str, columns: Sequence[str]) -> RowEncoder:
+    def _encoder(self, table: str, columns: Sequence[str]) -> _Encoder:
         key = (table, tuple(columns))
         encoder = self._encoders.get(key)
         if encoder is None:
             if len(self._encoders) >= 64:
                 self._encoders.clear()
-            encoder = self._encoders[key] = RowEncoder(table, columns)
+            encoder = self._encoders[key] = (
+                RowEncoder(table, columns), columns.index("id") if "id" in columns else -1,
+                columns.index("node"))
         return encoder
 
-    def _encode_rows(self, batch: _Batch, table: str, columns: Sequence[str],
-                     rows: Iterable[tuple[Any, ...]], first_id: int | None = None) -> None:
-        """Add rows to the batch: outbox rows with an ``id`` column, or rows numbered from
-        ``first_id`` (offered by the pipeline)."""
-        encode = self._encoder(table, columns)
-        id_at = None if first_id is not None else columns.index("id")
-        node_at = columns.index("node")
+    def _encode_rows(
+        self, batch: _Batch, table: str,
+        parts: Iterable[tuple[Sequence[str], Iterable[tuple[Any, ...]], int | None]],
+    ) -> None:
+        """Add rows to the batch, from parts of (columns, rows, first id): outbox rows
+        with an ``id`` column (first id None), or rows numbered from the first id (runs
+        offered by the pipeline, often one row long: per-part work is kept small)."""
         lines, skipped = batch.lines, f"sink.{self.name}.skipped_empty"
-        for row_id, row in enumerate(rows, first_id or 0):
-            batch.rows += 1
-            batch.last_id = row_id if id_at is None else row[id_at]
-            try:
-                text = encode(row)
-            except LineProtocolError as e:
-                raw = json.dumps(dict(zip(columns, row, strict=True)), default=str,
-                                 sort_keys=True).encode()
-                batch.quarantine.append(self._quarantine_entry(
-                    row[node_at], raw, f"unwritable: {e}", batch.now))
-                continue
-            if text is None:
-                batch.counts[skipped] = batch.counts.get(skipped, 0) + 1
-                continue
-            lines.append(Line(batch.last_id, row[node_at], text))
+        row_id = batch.last_id
+        for columns, rows, first_id in parts:
+            encode, id_at, node_at = self._encoder(table, columns)
+            for row_id, row in enumerate(rows, first_id or 0):
+                if first_id is None:
+                    row_id = row[id_at]
+                try:
+                    text = encode(row)
+                except LineProtocolError as e:
+                    raw = json.dumps(dict(zip(columns, row, strict=True)), default=str,
+                                     sort_keys=True).encode()
+                    batch.quarantine.append(self._quarantine_entry(
+                        row[node_at], raw, f"unwritable: {e}", batch.now))
+                    batch.rows += 1
+                    continue
+                batch.rows += 1
+                if text is None:
+                    batch.counts[skipped] = batch.counts.get(skipped, 0) + 1
+                    continue
+                lines.append(_new_tuple(Line, (row_id, row[node_at], text)))
+        batch.last_id = row_id
 
     def _deliver_batch(self, table: str, batch: _Batch) -> tuple[int, int]:
         counts, quarantine = batch.counts, batch.quarantine
