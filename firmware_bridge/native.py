@@ -228,6 +228,22 @@ def _no_constants(name: str) -> float:
 
 
 _JSON: Final = json.JSONDecoder(parse_constant=_no_constants)
+_SCAN: Final = _JSON.scan_once  # type: ignore[attr-defined]  # set by its __init__
+_JSON_SPACE: Final = re.compile(r"[ \t\n\r]*").match
+
+
+def _parse_json(text: str) -> Any:
+    """``_JSON.decode(text)`` for a text without leading whitespace (the line is stripped):
+    the same values and errors, without the decoder's two Python-level wrappers."""
+    try:
+        obj, end = _SCAN(text, 0)
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", text, err.value) from None
+    if end != len(text):
+        end = _JSON_SPACE(text, end).end()  # type: ignore[union-attr]  # always matches
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+    return obj
 
 
 def _schema_detail(error: ValidationError) -> str:
@@ -239,7 +255,7 @@ def _schema_detail(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def decode_native(line: bytes | str, *, default_site: str | None = None) -> Packet | Rejection:
+def decode_native(line: bytes | str, default_site: str | None = None) -> Packet | Rejection:
     """One native JSON line -> Packet, or Rejection (``bad_json``, ``schema``,
     ``bad_length``). ``site`` comes from the body, else ``default_site``."""
     if isinstance(line, str):
@@ -255,7 +271,7 @@ def decode_native(line: bytes | str, *, default_site: str | None = None) -> Pack
     try:
         if text is None:
             text = raw.decode("utf-8")
-        obj = _JSON.decode(text)
+        obj = _parse_json(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
         return _reject(reasons.BAD_JSON, str(e)[:200], raw)
     if not isinstance(obj, dict):
@@ -290,10 +306,10 @@ def decode_native(line: bytes | str, *, default_site: str | None = None) -> Pack
         else:
             readings[(quantity, sensor)] = value
     battery_v, rssi_dbm, snr_db = values
-    return Packet(
-        node=node, seq=seq, readings=readings, format=FORMAT, raw=raw, node_time_ns=ts,
-        site=site if site is not None else default_site,
-        battery_v=battery_v, rssi_dbm=rssi_dbm, snr_db=snr_db, unknown_fields=tuple(unknown),
+    return Packet(  # positional, in Packet's field order: cheaper than keywords
+        node, seq, readings, FORMAT, raw, ts,
+        site if site is not None else default_site,
+        battery_v, rssi_dbm, snr_db, None, None, tuple(unknown),
     )
 
 

@@ -197,15 +197,8 @@ class Pipeline:
                     pending.quarantine.append(QuarantineEntry(item, source, received))
                 continue
             packets += 1
-            outcome = validate(
-                item,
-                received_ns=received,
-                source=source,
-                policy=self.policy,
-                device=self.devices.get(item.node),
-                clock_trusted=trusted,
-                replay=replay,
-            )
+            outcome = validate(item, received, source, self.policy,
+                               self.devices.get(item.node), trusted, replay)
             for rej in outcome.rejections:
                 pending.quarantine.append(QuarantineEntry(rej, source, received))
             for name, n in outcome.flags.items():

@@ -63,7 +63,7 @@ def native_topic(topic: str) -> tuple[str, str] | None:
 
 
 def decode_native_message(
-    topic: str, payload: bytes, *, default_site: str
+    topic: str, payload: bytes, default_site: str
 ) -> list[Packet | Rejection]:
     """A native JSON uplink (DESIGN.md "Native MQTT uplink") on ``satoyama/<site>/<node>/up``.
 
@@ -75,7 +75,7 @@ def decode_native_message(
       returned as its Rejection, with the payload as received.
     """
     topic_site, topic_node, site_default = _topic_sites(topic, default_site)
-    result = decode_native(payload, default_site=site_default)
+    result = decode_native(payload, site_default)
     if (
         isinstance(result, Rejection)
         and result.reason == reasons.SCHEMA
@@ -188,7 +188,7 @@ def message_decoder(name: str, *, default_site: str,
     """
     formats = {fmt for _, fmt, _ in topics} | {name}
     if formats == {"native"} and not any(codec for _, _, codec in topics):
-        return functools.partial(decode_native_message, default_site=default_site)
+        return _native(default_site)
     registry = {"ids": dict(ids), "device_codecs": dict(device_codecs)}
     fallback = _bound(name, None, default_site, registry)
     routes = [(topic_filter, _bound(fmt, codec, default_site, registry))
@@ -207,9 +207,17 @@ def message_decoder(name: str, *, default_site: str,
     return decode_message
 
 
+def _native(default_site: str) -> MessageDecoder:
+    """The native decoder with the site bound (a closure: a partial with a keyword builds
+    a dict of keywords on every call)."""
+    def decode(topic: str, payload: bytes) -> list[Packet | Rejection]:
+        return decode_native_message(topic, payload, default_site)
+    return decode
+
+
 def _bound(fmt: str, codec: str | None, default_site: str,
            registry: dict[str, dict[str, str]]) -> MessageDecoder:
     if fmt == "native":
-        return functools.partial(decode_native_message, default_site=default_site)
+        return _native(default_site)
     return functools.partial(MESSAGE_FORMATS[fmt], default_site=default_site, codec=codec,
                              **registry)

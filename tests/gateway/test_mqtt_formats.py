@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
 
 from gateway.packet import Ignored, Packet, Rejection
-from gateway.sources.mqtt_formats import MESSAGE_FORMATS, decode_native_message, message_decoder
+from gateway.sources.mqtt_formats import (
+    MESSAGE_FORMATS,
+    _native,
+    decode_native_message,
+    message_decoder,
+)
 
 BODY = {"node": "n17", "seq": 4211, "ts": "2026-07-01T04:10:00Z",
         "readings": {"temperature_c": 24.1, "soil_moisture_pct@10cm": 28.4},
@@ -102,8 +106,11 @@ TOPICS = [
 def test_native_only_is_one_direct_call() -> None:
     # The hot path: no topic matching, no cache, just the native decoder with the site.
     decode = message_decoder("native", default_site="farm", topics=[("a/#", "native", None)])
-    assert isinstance(decode, functools.partial)
-    assert decode.func is decode_native_message and decode.keywords == {"default_site": "farm"}
+    assert decode.__code__ is _native("any").__code__  # no routing, no cache
+    body = b'{"node":"n1","readings":{"temperature_c":20.5}}'
+    assert decode("satoyama/x/n1/up", body) == decode_native_message(
+        "satoyama/x/n1/up", body, "farm")
+    assert decode("elsewhere", body)[0].site == "farm"  # type: ignore[union-attr]
 
 
 def test_each_message_decoded_in_the_format_of_the_filter_its_topic_matches() -> None:

@@ -8,6 +8,7 @@ tests run the whole gateway, which offers every commit.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from outbox_data import make_records
@@ -78,7 +79,7 @@ def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -
         for table, rows in (("reading", 14), ("device", 7)):
             runs = [a for a in result.appended if a.table == table]
             assert sum(len(a.rows) for a in runs) == rows
-            assert all(b.first_id == a.last_id + 1 for a, b in zip(runs, runs[1:]))
+            assert all(b.first_id == a.last_id + 1 for a, b in pairwise(runs))
             stored = {r["id"]: r for r in store.rows_after(table, runs[0].first_id - 1, rows)}
             assert sorted(stored) == list(range(runs[0].first_id, runs[-1].last_id + 1))
             for run in runs:
