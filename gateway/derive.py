@@ -45,9 +45,14 @@ def derive(values: dict[str, float]) -> dict[str, float]:
     rh = values.get("humidity_pct")
     if t is None or rh is None:
         return {}
+    # dew_point_c() and vpd_kpa() inlined (this runs for every air reading); the same
+    # arithmetic in the same order, so the same floats (tests/gateway/test_derive.py).
+    rh_clamped = min(max(rh, 0.1), 100.0)
+    gamma = math.log(rh_clamped / 100.0) + _A * t / (_B + t)
+    es = 0.6108 * math.exp(_A * t / (t + _B))
     return {
-        "dew_point_c": round(dew_point_c(t, rh), 2),
-        "vpd_kpa": round(vpd_kpa(t, rh), 3),
+        "dew_point_c": round(_B * gamma / (_A - gamma), 2),
+        "vpd_kpa": round(max(0.0, es - es * rh / 100.0), 3),
     }
 
 

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.derive import (
     actual_vapour_pressure_kpa,
+    derive,
     dew_point_c,
     saturation_vapour_pressure_kpa,
     vpd_kpa,
@@ -78,3 +81,11 @@ def test_dew_point_inverts_saturation_vapour_pressure() -> None:
             td = dew_point_c(t, rh)
             assert saturation_vapour_pressure_kpa(td) == pytest.approx(
                 actual_vapour_pressure_kpa(t, rh), rel=1e-9)
+
+
+@settings(max_examples=500, deadline=None)
+@given(t=st.floats(-60, 70), rh=st.floats(0, 100))
+def test_derive_gives_exactly_what_the_named_formulas_give(t: float, rh: float) -> None:
+    """derive() inlines dew_point_c() and vpd_kpa() (it runs for every air reading)."""
+    assert derive({"temperature_c": t, "humidity_pct": rh}) == {
+        "dew_point_c": round(dew_point_c(t, rh), 2), "vpd_kpa": round(vpd_kpa(t, rh), 3)}
