@@ -80,32 +80,43 @@ class _RecentTimes:
                 self.latest = max(order)
 
 
+class _NodeLoss:
+    """One node's last sequence number and its window of missed counts, with their sum
+    (kept as the window moves)."""
+
+    __slots__ = ("last", "lost", "window")
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.lost = 0
+        self.window: deque[int] = deque(maxlen=LOSS_WINDOW)
+
+
 class _LossTracker:
     """Packet loss from sequence gaps over the last LOSS_WINDOW packets of each node."""
 
     def __init__(self) -> None:
-        self._last: dict[str, int] = {}
-        self._window: dict[str, deque[int]] = {}
-        self._lost: dict[str, int] = {}  # sum of each node's window, kept as it moves
+        self._nodes: dict[str, _NodeLoss] = {}
 
     def observe(self, node: str, seq: int) -> float | None:
-        last = self._last.get(node)
-        window = self._window.get(node)
-        if window is None:
-            window = self._window[node] = deque(maxlen=LOSS_WINDOW)
+        state = self._nodes.get(node)
+        if state is None:
+            state = self._nodes[node] = _NodeLoss()
         missed = 0
+        last = state.last
         if last is not None:
             gap = (seq - last) % SEQ_MODULO
             if gap == 0 or gap > SEQ_MODULO - MAX_PLAUSIBLE_GAP:
                 return None  # repeat or late arrival: neither new nor lost
             if gap <= MAX_PLAUSIBLE_GAP:
                 missed = gap - 1
-        lost = self._lost.get(node, 0) + missed
+        window = state.window
+        lost = state.lost + missed
         if len(window) == LOSS_WINDOW:
             lost -= window[0]  # about to drop out of the window
         window.append(missed)
-        self._lost[node] = lost
-        self._last[node] = seq
+        state.lost = lost
+        state.last = seq
         return round(100.0 * lost / (lost + len(window)), 2)
 
 
