@@ -329,9 +329,21 @@ class Store:
                     if RUNNING_TOTAL in values:
                         steps = steps or CounterSteps(db)
                         steps.apply(rec, sensor, values)
-                    _add_row(readings, tuple(values), (*tags, sensor, *values.values()))
+                    # the row joins the last run if it has the same columns (inlined: this
+                    # runs for every row)
+                    cols = tuple(values)
+                    row = (*tags, sensor, *values.values())
+                    if readings and readings[-1][0] == cols:
+                        readings[-1][1].append(row)
+                    else:
+                        readings.append((cols, [row]))
                 if rec.device:
-                    _add_row(devices, tuple(rec.device), (*tags, *rec.device.values()))
+                    cols = tuple(rec.device)
+                    row = (*tags, *rec.device.values())
+                    if devices and devices[-1][0] == cols:
+                        devices[-1][1].append(row)
+                    else:
+                        devices.append((cols, [row]))
                 # node_state once per node: what the per-record upserts would have left.
                 state = nodes.get(rec.node)
                 if state is None:
@@ -850,18 +862,6 @@ def _time_range(column: str, time_from_ns: int | None, time_to_ns: int | None
         where.append(f"{column} < ?")
         params.append(time_to_ns)
     return where, params
-
-
-def _add_row(
-    runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]],
-    cols: tuple[str, ...],
-    row: tuple[Any, ...],
-) -> None:
-    """Append ``row`` to the last run if it has the same columns, else start a new run."""
-    if runs and runs[-1][0] == cols:
-        runs[-1][1].append(row)
-    else:
-        runs.append((cols, [row]))
 
 
 def _jump_entries(steps: CounterSteps) -> list[QuarantineEntry]:
