@@ -1,4 +1,4 @@
-.PHONY: demo test bench lint
+.PHONY: demo test bench bench-count lint
 demo:  ## simulated nodes on a pty serial line -> SQLite, live summary (Ctrl-C to stop)
 	scripts/demo $(ARGS)
 test:  ## install what the tests need, then ruff, mypy and pytest
@@ -12,6 +12,10 @@ bench: ## throughput and CPU figures (not a test)
 	.venv/bin/python benchmarks/mqtt_influx.py
 	.venv/bin/python benchmarks/mqtt_formats.py
 	.venv/bin/python benchmarks/rules_eval.py
+bench-count: ## instructions per message end to end, under valgrind (stable between runs)
+	scripts/ensure-debs
+	scripts/setup-venv
+	.venv/bin/python benchmarks/mqtt_instructions.py --threads
 lint:
 	scripts/setup-venv
 	.venv/bin/ruff check gateway firmware_bridge rules dashboards tests benchmarks
