@@ -45,7 +45,7 @@ def _connected(db: Path, pid: int) -> bool:
     return False
 
 
-def count(messages: int, *, threads: bool) -> dict[str, int]:
+def count(messages: int, *, threads: bool, rules: bool = False) -> dict[str, int]:
     """Instructions of one `satoyama run` draining ``messages``, per callgrind output file
     (one per thread with ``threads``)."""
     with tempfile.TemporaryDirectory() as d:
@@ -62,6 +62,9 @@ def count(messages: int, *, threads: bool) -> dict[str, int]:
                                      "client_id": "bench-gateway"}},
                 "sinks": {"influxdb": {"url": influx.url, "api": "v1",
                                        "database": "satoyama"}},
+                **({"rules": ["preset:common", "preset:tomato"],
+                    "devices": {f"n{n}": {"plot": f"plot-{n}", "crop": "tomato"}
+                                for n in range(1, bench.NODES + 1)}} if rules else {}),
             }))
             db = tmp / "data" / "satoyama.db"
             gw = bench.GatewayProcess(config, tmp / "gateway.log")
@@ -109,11 +112,13 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--threads", action="store_true", help="also each thread's share")
+    ap.add_argument("--rules", action="store_true",
+                    help="also run the alert rules, as benchmarks/mqtt_influx.py --rules does")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("needs valgrind (apt-get install valgrind)")
-    idle = count(0, threads=args.threads)
-    busy = count(args.messages, threads=args.threads)
+    idle = count(0, threads=args.threads, rules=args.rules)
+    busy = count(args.messages, threads=args.threads, rules=args.rules)
     n = args.messages
     total = (sum(busy.values()) - sum(idle.values())) / n
     print(f"end to end {total:,.0f} instructions per message ({n:,} messages drained from "
