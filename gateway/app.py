@@ -178,7 +178,8 @@ class Gateway:
                 sink = InfluxSink(store_path(settings), influx_cfg,
                                   gateway_id=settings.gateway_id)
                 self.pipeline.commit_listeners.append(
-                    lambda result, _records: sink.offer(result.appended))
+                    lambda result, _records: sink.offer(result.appended,
+                                                        more_coming=result.more_coming))
                 self.sinks.append(sink)
         if settings.notifications.active:  # the alert outbox's consumers (docs/alerts.md)
             self.sinks.append(

@@ -256,7 +256,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- commit
 
-    def commit(self) -> BatchResult:
+    def commit(self, *, more_coming: bool = False) -> BatchResult:
+        """Commit the pending batch; ``more_coming``: it was full (see BatchResult)."""
         pending, self._pending = self._pending, _Pending()
         if not (pending.records or pending.quarantine or pending.counters or pending.callbacks):
             return BatchResult()
@@ -277,6 +278,7 @@ class Pipeline:
         for q in pending.quarantine:
             key = f"rejected.{q.rejection.reason}"
             self.totals[key] = self.totals.get(key, 0) + 1
+        result.more_coming = more_coming
         run_after_commit(pending.callbacks)
         for listener in self.commit_listeners:
             listener(result, pending.records)
@@ -349,8 +351,9 @@ class Pipeline:
             if msg is not None:
                 self.take(msg)
             now = time.monotonic()
-            if self.pending_packets >= self.batch_max or now >= deadline:
-                self._commit_with_retry(stop)
+            full = self.pending_packets >= self.batch_max
+            if full or now >= deadline:
+                self._commit_with_retry(stop, more_coming=full)
                 deadline = now + self.batch_interval_s
             if now >= housekeeping_at:
                 self.housekeeping()
@@ -374,12 +377,13 @@ class Pipeline:
                 log.warning("store has room again: ingest resumed")
             self.paused = False
 
-    def _commit_with_retry(self, stop: threading.Event, *, final: bool = False) -> None:
+    def _commit_with_retry(self, stop: threading.Event, *, final: bool = False,
+                           more_coming: bool = False) -> None:
         """Commit; on a store error keep the batch and retry (it is not lost)."""
         delay = 0.1
         while True:
             try:
-                self.commit()
+                self.commit(more_coming=more_coming)
                 return
             except Exception as exc:  # disk full, locked database, I/O error
                 log.error("commit failed, will retry: %s", exc)

@@ -39,8 +39,9 @@ class Handoff:
     def rows(self) -> int:
         return self._rows
 
-    def offer(self, appended: Iterable[AppendedRows]) -> None:
-        """Called on the pipeline's thread after a commit."""
+    def offer(self, appended: Iterable[AppendedRows], *, flush: bool = False) -> None:
+        """Called on the pipeline's thread after a commit. ``flush``: wake the sink for
+        whatever is here, even below ``wake_rows`` (the input has gone quiet)."""
         with self._lock:
             for chunk in appended:
                 chunks = self._chunks.get(chunk.table)
@@ -51,7 +52,7 @@ class Handoff:
                     continue
                 chunks.append(chunk)
                 self._rows += len(chunk.rows)
-            if self._rows >= self.wake_rows:
+            if self._rows >= self.wake_rows or (flush and self._rows):
                 self.wake.set()
 
     def take(self, table: str, after_id: int, limit: int) -> list[AppendedRows]:

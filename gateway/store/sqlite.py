@@ -197,6 +197,10 @@ class BatchResult:
     quarantined: int = 0
     flags: dict[str, int] = field(default_factory=dict)  # flagged.* counted by the commit
     appended: list[AppendedRows] = field(default_factory=list)  # reading, device rows
+    # Set by the pipeline: the batch was committed because it was full, so more input is
+    # already waiting. False when the batch's time ran out or its stream ended: the input
+    # has gone quiet, and a sink holding rows back to fill its own batch can write now.
+    more_coming: bool = False
 
 
 class Store:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -14,6 +16,7 @@ from gateway.clock import ClockMonitor
 from gateway.packet import Record
 from gateway.pipeline.ingest import RECENT_TIMES, Pipeline
 from gateway.pipeline.validate import Policy
+from gateway.sources.items import RawChunk, SourceItem
 from gateway.store.sqlite import Store
 
 
@@ -135,3 +138,33 @@ def test_distinct_times_match_a_plain_window_of_the_last_64(
                      time_source="node" if from_node else "gateway", readings={})
         pipeline._distinct_time(rec)
         assert rec.time_ns == expected
+
+
+def test_commits_say_whether_more_input_is_waiting(tmp_path: Path) -> None:
+    """A batch committed because it was full says more is coming (sinks keep filling
+    their own batches); one committed because its time ran out, or at the end, says the
+    input went quiet (sinks write at once: gateway/sinks/handoff.py)."""
+    store, pipeline = make(tmp_path, batch_max=5, batch_interval_ms=1000)
+    seen: list[tuple[int, bool]] = []
+    pipeline.commit_listeners.append(
+        lambda result, records: seen.append((len(records), result.more_coming)))
+    inbox: queue.Queue[SourceItem] = queue.Queue()
+    stop = threading.Event()
+    worker = threading.Thread(target=pipeline.run, args=(inbox, stop))
+
+    def frames(first: int, n: int) -> None:
+        for s in range(first, first + n):
+            inbox.put(RawChunk("serial", encode_frame(4, s, {("temperature_c", "main"): 20.0}),
+                               time.time_ns(), time.monotonic_ns()))
+
+    frames(0, 12)  # queued before the worker starts: two full batches, then two waiting
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    frames(12, 1)
+    stop.set()
+    worker.join(10)
+    assert [n for n, _ in seen if n] == [5, 5, 2, 1]
+    assert [more for n, more in seen if n] == [True, True, False, False]
+    assert store.count("packet") == 13

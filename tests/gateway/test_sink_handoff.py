@@ -91,3 +91,16 @@ def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -
                                if k not in run.columns and k != "id")
         assert len([a for a in result.appended if a.table == "reading"]) == 14  # alternating
     assert store.write_batch(make_records(0)).appended == []
+
+
+def test_a_quiet_commit_wakes_the_sink_below_half_a_batch() -> None:
+    h = Handoff(["device"], limit_rows=100, wake_rows=50)
+    h.offer([chunk("device", 1, 10)])  # a full commit of a burst: wait for more
+    assert not h.wake.is_set()
+    h.offer([chunk("device", 11, 1)], flush=True)  # the input went quiet: write now
+    assert h.wake.is_set()
+    h.wake.clear()
+    assert ids(h.take("device", 0, 100)) == list(range(1, 12))
+    h.take("device", 11, 100)
+    h.offer([], flush=True)  # nothing held: nothing to wake for
+    assert not h.wake.is_set()
