@@ -147,6 +147,11 @@ class RulesRunner:
                     rows = list(cursor)
                 if rows:
                     cursors[table] = int(rows[-1][columns.index("id")])
+                    # Ids follow commits, not time: a commit groups its rows by column
+                    # layout (a node's soil rows after its air rows), and nodes' clocks
+                    # differ. The merge below needs each stream in time order; the sort is
+                    # stable, so rows of equal time keep their commit order.
+                    rows.sort(key=itemgetter(columns.index("time_ns")))
                     streams.append(_timed_samples(rows, order, row_reader(table, columns)))
                     read += len(rows)
             last_q = self.store.cursor(CONSUMER, "quarantine")

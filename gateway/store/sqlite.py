@@ -320,11 +320,14 @@ class Store:
         with self._lock, self._tx():
             db = self._db
             stored = self._insert_packets(records, result, boot_id, monotonic_ns)
-            # One statement per run of rows with the same columns, so that rows keep their
-            # order and no NULL is bound (the sqlite3 module looks for an adapter for each
-            # None, raising and clearing two AttributeErrors): the per-row cost is SQLite's.
-            readings: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
-            devices: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]] = []
+            # One statement per column layout in the batch, so that no NULL is bound (the
+            # sqlite3 module looks for an adapter for each None, raising and clearing two
+            # AttributeErrors): a node's air sensor and soil probe alternate, and a
+            # statement per run of equal columns would be one executemany per row. Rows of
+            # one layout keep their order, and so does each (node, sensor)'s series; the
+            # batch's rows are grouped by layout, in the order the layouts first appear.
+            readings: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            devices: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             nodes: dict[str, list[Any]] = {}
             steps: CounterSteps | None = None  # running totals -> increments, if any
             for packet_id, rec in stored:
@@ -333,21 +336,18 @@ class Store:
                     if RUNNING_TOTAL in values:
                         steps = steps or CounterSteps(db)
                         steps.apply(rec, sensor, values)
-                    # the row joins the last run if it has the same columns (inlined: this
-                    # runs for every row)
+                    # inlined: this runs for every row
                     cols = tuple(values)
-                    row = (*tags, sensor, *values.values())
-                    if readings and readings[-1][0] == cols:
-                        readings[-1][1].append(row)
-                    else:
-                        readings.append((cols, [row]))
+                    group = readings.get(cols)
+                    if group is None:
+                        group = readings[cols] = []
+                    group.append((*tags, sensor, *values.values()))
                 if rec.device:
                     cols = tuple(rec.device)
-                    row = (*tags, *rec.device.values())
-                    if devices and devices[-1][0] == cols:
-                        devices[-1][1].append(row)
-                    else:
-                        devices.append((cols, [row]))
+                    group = devices.get(cols)
+                    if group is None:
+                        group = devices[cols] = []
+                    group.append((*tags, *rec.device.values()))
                 # node_state once per node: what the per-record upserts would have left.
                 state = nodes.get(rec.node)
                 if state is None:
@@ -359,9 +359,9 @@ class Store:
                         state[3] = rec.seq
                     state[4] = max(state[4], rec.time_ns)
                     state[5], state[6] = rec.received_ns, rec.source
-            for table, runs in (("reading", readings), ("device", devices)):
-                if runs:
-                    result.appended += self._insert_runs(table, runs)
+            for table, groups in (("reading", readings), ("device", devices)):
+                if groups:
+                    result.appended += self._insert_groups(table, groups)
             db.executemany(
                 "INSERT INTO node_state VALUES (?,?,?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET"
                 " site=excluded.site, plot=excluded.plot,"
@@ -440,11 +440,11 @@ class Store:
                 result.duplicate_keys.append((rec.node, rec.seq))
         return stored
 
-    def _insert_runs(
-        self, table: str, runs: list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+    def _insert_groups(
+        self, table: str, groups: dict[tuple[str, ...], list[tuple[Any, ...]]]
     ) -> list[AppendedRows]:
-        """Insert runs of rows (the table's tags, then the run's columns); return them with
-        their ids.
+        """Insert groups of rows (the table's tags, then the group's columns), one statement
+        each; return them with their ids.
 
         Only the pipeline appends to ``reading`` and ``device``, inside its write
         transaction, and SQLite numbers new rows after the largest id, so ids follow one
@@ -455,7 +455,7 @@ class Store:
         last = int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
         first, appended = last + 1, []
         columns = self._columns_cache
-        for cols, rows in runs:
+        for cols, rows in groups.items():
             db.executemany(self._insert_sql(table, cols), rows)
             full = columns.get((table, cols))
             if full is None:
@@ -764,7 +764,12 @@ class Store:
             )
 
     def latest_values(self) -> dict[tuple[str, str], dict[str, float]]:
-        """Last stored value of each quantity per (node, sensor): for status and the demo."""
+        """Last stored value of each quantity per (node, sensor): for status and the demo.
+
+        "Last" is the highest id, i.e. the latest commit; within one commit a series whose
+        columns changed from one packet to the next (a probe value rejected) may show the
+        value of an earlier packet of that commit (rows are inserted a column layout at a
+        time: :meth:`write_batch`)."""
         cols = [c for c in READING_FIELDS if c in self._reading_cols]
         picks = ", ".join(
             f'(SELECT "{c}" FROM reading r2 WHERE r2.node=r.node AND r2.sensor=r.sensor'

@@ -190,7 +190,9 @@ def test_one_refused_point_is_quarantined_and_the_rest_of_its_batch_stored(
     assert len(influx_points(influx, database, "reading")) == 80
 
     [q] = store.quarantine(reason="sink_rejected")
-    bad_row = store.rows_after("device", 0, 100)[17]
+    # the odd row has a column layout of its own: its commit inserted it in a group of its own
+    [bad_row] = [r for r in store.rows_after("device", 0, 100) if r["battery_v"] is not None]
+    assert bad_row["time_ns"] == T0 + 17 * 10**9
     assert q["raw"] == row_to_line("device", bad_row).encode()  # type: ignore[union-attr]
     assert "field type conflict" in q["detail"] and q["detail"].startswith("HTTP 400")
     assert (q["source"], q["format"], q["node"]) == ("sink:influxdb", "line_protocol", "n1")

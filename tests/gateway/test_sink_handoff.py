@@ -71,8 +71,9 @@ def test_tables_not_handed_off_are_ignored() -> None:
 
 
 def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -> None:
-    """What write_batch reports as appended is exactly what the store holds: runs of rows
-    with the same columns (a node's air sensor and soil probe alternate), ids in order."""
+    """What write_batch reports as appended is exactly what the store holds: one group of
+    rows per column layout (a node's air sensor and soil probe alternate in the batch, and
+    are inserted as two groups), ids in order, each series in its own order."""
     store = Store(tmp_path / "s.db")
     for batch in range(3):
         result = store.write_batch(make_records(7, node=f"n{batch}"))
@@ -89,7 +90,12 @@ def test_commit_hands_over_the_rows_it_inserted_with_their_ids(tmp_path: Path) -
                     assert got == {k: want[k] for k in run.columns}
                     assert all(want[k] is None for k in want
                                if k not in run.columns and k != "id")
-        assert len([a for a in result.appended if a.table == "reading"]) == 14  # alternating
+        groups = [a for a in result.appended if a.table == "reading"]
+        assert [len(a.rows) for a in groups] == [7, 7]  # alternating in, two statements
+        assert [r[5] for r in groups[0].rows] == ["main"] * 7
+        for a in groups:  # each (node, sensor) series keeps its order
+            times = [r[1] for r in a.rows]
+            assert times == sorted(times) and len(set(times)) == 7
     assert store.write_batch(make_records(0)).appended == []
 
 

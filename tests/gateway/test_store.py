@@ -27,8 +27,12 @@ def test_batch_is_stored_with_tags_and_fields(tmp_path: Path) -> None:
     result = store.write_batch([record(seq=1), record(seq=2)])
     assert (result.stored, result.duplicates) == (2, 0)
     rows = store.execute(
-        "SELECT node, sensor, temperature_c, soil_moisture_pct FROM reading ORDER BY id")
+        "SELECT node, sensor, temperature_c, soil_moisture_pct FROM reading"
+        " ORDER BY packet_id, id")
     assert rows == [("n1", "main", 20.5, None), ("n1", "soil_10cm", None, 30.0)] * 2
+    # one insert per column layout: a commit's air rows, then its soil rows
+    assert [r[0] for r in store.execute("SELECT sensor FROM reading ORDER BY id")] == [
+        "main", "main", "soil_10cm", "soil_10cm"]
     assert store.execute("SELECT battery_v, seq FROM device") == [(3.7, 1.0), (3.7, 2.0)]
     assert store.counters() == {"stored": 2}
 
@@ -48,8 +52,9 @@ def test_duplicates_are_ignored_across_reopen(tmp_path: Path) -> None:
 
 
 def test_one_batch_stores_what_record_by_record_batches_store(tmp_path: Path) -> None:
-    """Batched inserts (one statement per table, node_state once per node) change nothing:
-    same rows in the same order, same node_state, same duplicates as one record at a time."""
+    """Batched inserts (one statement per table and column layout, node_state once per
+    node) change nothing: same rows, each series in the same order, same node_state, same
+    duplicates as one record at a time."""
     def mixed() -> list[Record]:
         out = [record("a", 1, t=100), record("b", 1, t=300), record("a", 2, t=90),
                record("a", 1, t=100), record("b", 2, t=250, moisture=31.0)]
@@ -71,9 +76,19 @@ def test_one_batch_stores_what_record_by_record_batches_store(tmp_path: Path) ->
         sum(r.stored for r in results), sum(r.duplicates for r in results)) == (6, 1)
     assert batched.duplicate_keys == [("a", 1)]
     for sql in ("SELECT node, seq, digest, time_ns FROM packet ORDER BY id",
-                "SELECT * FROM reading ORDER BY id", "SELECT * FROM device ORDER BY id",
+                "SELECT * FROM device ORDER BY id",
                 "SELECT * FROM node_state ORDER BY node"):
         assert one.execute(sql) == each.execute(sql), sql
+    # reading ids follow the commit's groups (one per column layout), not the packets
+    readings = "SELECT * FROM reading ORDER BY packet_id, sensor"
+    assert [r[1:] for r in one.execute(readings)] == [r[1:] for r in each.execute(readings)]
+    # rows of one column layout keep the packets' order
+    by_id = ("SELECT node, sensor, temperature_c IS NULL, humidity_pct IS NULL, packet_id"
+             " FROM reading ORDER BY id")
+    layouts: dict[tuple[str, str, int, int], list[int]] = {}
+    for *layout, packet_id in one.execute(by_id):
+        layouts.setdefault(tuple(layout), []).append(packet_id)  # type: ignore[arg-type]
+    assert len(layouts) == 5 and all(ids == sorted(ids) for ids in layouts.values())
     assert one.node_states()[0]["last_seq"] == 4
     assert one.node_states()[0]["last_time_ns"] == 100 * 10**9
     assert one.counters() == each.counters()

@@ -172,3 +172,24 @@ def test_alert_transitions_are_written_to_influxdb_with_string_state_and_message
     assert rows[1]["message"].startswith("terrace-3 summer-autumn tomato: soil at 10 cm is 20.0 %")
     fields = dict(map(tuple, influx.series("SHOW FIELD KEYS FROM alert", "alerts")[0]["values"]))
     assert fields == {"state": "string", "value": "float", "message": "string"}
+
+
+def test_runner_feeds_a_commits_rows_in_time_order_though_ids_follow_column_layouts(
+        tmp_path: Path) -> None:
+    """A commit inserts its rows one column layout at a time, so the middle reading below
+    (its probe also reports a temperature) gets the last id. The engine must still see the
+    three in time order: taken in id order, the middle one would be late and not counted,
+    and the third consecutive dry reading that makes `tomato.soil_dry` pending is missing."""
+    path = tmp_path / "satoyama.db"
+    store = Store(path)
+    records = [_record(i, "n1", T0 + i * H // 6, 20.0) for i in range(3)]
+    records[1].readings["soil_10cm"]["soil_temperature_c"] = 24.0
+    store.write_batch(records)
+    ids = store.execute("SELECT time_ns FROM reading ORDER BY id")
+    assert [t for (t,) in ids] == [T0, T0 + 2 * H // 6, T0 + H // 6]  # ids: not time order
+    runner = _runner(path, [T0 + H // 2])
+    assert runner.step() == 6
+    rows = store.alert_rows(0, 100)
+    assert [(r["rule"], r["node"], r["state"], r["time_ns"]) for r in rows] == [
+        ("tomato.soil_dry", "n1", "pending", T0 + 2 * H // 6)]
+    runner.stop()
