@@ -224,7 +224,6 @@ class Pipeline:
             self._distinct_time(rec)
             if rec.time_source == "held":
                 pending.monotonic[id(rec)] = mono
-                self._had_held = True
             pending.records.append(rec)
         if packets:
             pending.count("received.packets", packets)
@@ -269,6 +268,11 @@ class Pipeline:
         except BaseException:
             self._pending = pending  # keep it: the caller decides to retry or stop
             raise
+        if pending.monotonic:
+            # Held readings are committed: housekeeping re-anchors them. Set here, not as
+            # they arrive, or a re-anchoring between their arrival and their commit would
+            # clear it and leave them held.
+            self._had_held = True
         for name, n in pending.counters.items():
             self.totals[name] = self.totals.get(name, 0) + n
         for name, n in (("stored", result.stored), ("duplicates", result.duplicates)):

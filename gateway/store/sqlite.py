@@ -41,6 +41,7 @@ from rules.alert import AlertEvent
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT_S = 5.0  # a writer waits this long for another, then "database is locked"
 DATA_TABLES: Final = ("reading", "device")  # rows of accepted packets (packet_id)
 OUTBOX_TABLES: Final = ("reading", "device", "alert")  # what sinks deliver
 
@@ -225,6 +226,7 @@ class Store:
         self.full_policy = full_policy
         self.retention_days = retention_days
         self._lock = threading.Lock()
+        self._writer = _writer_lock(self.path)
         if readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"no Satoyama store at {self.path}")
@@ -237,7 +239,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._reading_cols = self._columns("reading")
         self._device_cols = self._columns("device")
@@ -293,7 +295,7 @@ class Store:
         return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._writer)
 
     def close(self) -> None:
         with self._lock:
@@ -901,15 +903,53 @@ class StoreTransaction:
         self.db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])
 
 
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    """The one lock of this process for write transactions on the database at ``path``.
+
+    SQLite lets one connection write at a time and makes the others wait in its busy
+    handler, which sleeps 1, 2, 5, 10... ms between tries instead of waking when the lock
+    is free. The pipeline commits many times a second while the InfluxDB sink, the rules
+    runner and the status report commit their own cursors, each on a connection of its
+    own: a thread of this process that has to wait now waits on this lock and starts the
+    moment the writer before it has committed. Other processes (the sink in a process of
+    its own, the CLI) still meet SQLite's busy handler. Measured with a thread committing
+    500-packet batches back to back and another committing a cursor every 20 ms: the
+    cursor commits waited 19 ms (median), 104 ms (p90) and up to 631 ms in the busy
+    handler; on this lock 13, 30 and 63 ms, the batches no slower.
+    """
+    key = str(path.resolve())
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(key)
+        if lock is None:
+            lock = _WRITERS[key] = threading.RLock()
+        return lock
+
+
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, writer: threading.RLock) -> None:
         self._db = db
+        self._writer = writer
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_S):  # as busy_timeout would
+            raise sqlite3.OperationalError(
+                f"database is locked (another thread of this process has been writing for "
+                f"{BUSY_TIMEOUT_S:g} s)")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._writer.release()
+            raise
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self._db.execute("COMMIT")
+            else:
+                self._db.execute("ROLLBACK")
+        finally:
+            self._writer.release()

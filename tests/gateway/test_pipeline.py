@@ -74,6 +74,24 @@ def test_readings_held_while_the_clock_is_untrusted_are_reanchored(tmp_path: Pat
     assert store.counters()["flagged.time_held"] == 1
 
 
+def test_held_readings_not_yet_committed_when_the_clock_is_trusted_are_reanchored_later(
+        tmp_path: Path) -> None:
+    """Housekeeping may re-anchor between a held reading's arrival and its commit (the
+    clock synchronised meanwhile): it finds nothing committed then, and must still come
+    back for the reading once it is committed."""
+    synced = {"now": False}
+    clock = ClockMonitor(require_sync=True, sync_probe=lambda: synced["now"], recheck_s=0)
+    store, pipeline = make(tmp_path, clock=clock)
+    pipeline.feed("serial", encode_frame(1, 1, {("temperature_c", "main"): 12.5}),
+                  received_ns=1_600_000_000 * 10**9, monotonic_ns=time.monotonic_ns())
+    synced["now"] = True
+    assert pipeline.reanchor_held() == 0  # nothing held is committed yet
+    pipeline.commit()
+    assert store.execute("SELECT time_source FROM packet") == [("held",)]
+    assert pipeline.reanchor_held() == 1
+    assert store.execute("SELECT time_source FROM packet") == [("reanchored",)]
+
+
 def test_clock_before_the_floor_date_is_never_trusted() -> None:
     clock = ClockMonitor(require_sync=False, recheck_s=0)
     assert not clock.trusted(0)

@@ -201,3 +201,37 @@ def test_store_made_with_the_table_constraint_is_rebuilt_with_the_dedup_index(
     result = store.write_batch([record(seq=1), noseq, record(seq=2)])
     assert (result.stored, result.duplicates) == (1, 2)
     assert store.execute("SELECT max(id) FROM packet") == [(10,)]
+
+
+def test_threads_writing_one_file_take_turns_and_a_stuck_writer_times_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores of one file in one process share a writer lock: a second writer waits for
+    the first to commit, and gives up like SQLite's busy timeout if it never does."""
+    import threading
+
+    import gateway.store.sqlite as sqlite_store
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_S", 0.3)
+    first, second = Store(tmp_path / "s.db"), Store(tmp_path / "." / "s.db")
+    errors: list[str] = []
+
+    def give_up() -> None:
+        try:
+            second.add_counters({"never": 1})
+        except sqlite3.OperationalError as e:
+            errors.append(str(e))
+
+    with first.transaction() as tx:
+        tx.add_counters({"held": 1})
+        stuck = threading.Thread(target=give_up)
+        stuck.start()
+        stuck.join(5)
+        assert errors == ["database is locked (another thread of this process has been "
+                          "writing for 0.3 s)"]
+        committed = threading.Event()
+        waiter = threading.Thread(target=lambda: (second.add_counters({"waited": 1}),
+                                                  committed.set()))
+        waiter.start()
+        assert not committed.wait(0.1)  # waits for the first writer ...
+    waiter.join(5)
+    assert committed.is_set()  # ... and writes once it has committed
+    assert second.counters() == {"held": 1, "waited": 1}
