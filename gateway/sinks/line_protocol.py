@@ -146,9 +146,27 @@ class RowEncoder:
         )
         self._time = index["time_ns"]
         self._series: dict[tuple[Any, ...], str] = {}
+        # Rows whose fields are all numbers and all set (what the pipeline hands over: one
+        # column layout per commit group) are written with one %-template; any other row
+        # (a None, an int, a string, NaN) goes the field-by-field way below.
+        self._template: str | None = None
+        if self._fields and not any(is_string for _, _, is_string in self._fields):
+            self._template = " " + ",".join(key + "%r" for _, key, _ in self._fields) + " %d"
+            picks = [i for i, _, _ in self._fields] + [self._time]
+            self._numbers = itemgetter(*picks)
 
     def __call__(self, row: Sequence[Any]) -> str | None:
         """The line of one row; None if it has no field. Raises LineProtocolError."""
+        template = self._template
+        if template is not None:
+            values = self._numbers(row)  # the fields, then the time
+            numbers = values[:-1]
+            # Every field a float (an int would be written without its ".0"), the time an
+            # int, no NaN or infinity (their sum would not be finite; a sum that merely
+            # overflows is written the long way).
+            if (type(values[-1]) is int and set(map(type, numbers)) == _FLOAT
+                    and isfinite(sum(numbers))):
+                return self._series_of(row) + template % values
         fields = []
         for i, key, is_string in self._fields:
             value = row[i]
@@ -162,6 +180,9 @@ class RowEncoder:
                 fields.append(key + repr(value))
         if not fields:
             return None
+        return f"{self._series_of(row)} {','.join(fields)} {int(row[self._time])}"
+
+    def _series_of(self, row: Sequence[Any]) -> str:
         tag_values = self._tags(row)
         series = self._series.get(tag_values)
         if series is None:
@@ -170,7 +191,10 @@ class RowEncoder:
             if len(self._series) >= 4096:
                 self._series.clear()
             self._series[tag_values] = series
-        return f"{series} {','.join(fields)} {int(row[self._time])}"
+        return series
+
+
+_FLOAT: Final = frozenset((float,))
 
 
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
