@@ -528,7 +528,7 @@ class InfluxSink:
     ) -> None:
         """Add rows to the batch, from parts of (columns, rows, first id): outbox rows
         with an ``id`` column (first id None), or rows numbered from the first id (runs
-        offered by the pipeline, often one row long: per-part work is kept small)."""
+        offered by the pipeline: one per column layout of a commit)."""
         lines, skipped = batch.lines, f"sink.{self.name}.skipped_empty"
         row_id = batch.last_id
         for columns, rows, first_id in parts:
