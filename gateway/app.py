@@ -193,6 +193,10 @@ class Gateway:
         # The rules engine reads committed rows like a sink does (rules/runner.py).
         self.rules: RulesRunner | None = build_runner(
             settings, store_path(settings), on_events=on_alerts, time_scale=rules_time_scale)
+        if self.rules is not None:
+            runner = self.rules
+            self.pipeline.commit_listeners.append(
+                lambda result, _records: runner.offer(result.appended))
         self._worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, self.stop_event),
             name="pipeline", daemon=True,

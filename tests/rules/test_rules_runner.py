@@ -3,6 +3,7 @@ and its transitions in a real InfluxDB 1.x (the `alert` measurement Grafana read
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -193,3 +194,48 @@ def test_runner_feeds_a_commits_rows_in_time_order_though_ids_follow_column_layo
     assert [(r["rule"], r["node"], r["state"], r["time_ns"]) for r in rows] == [
         ("tomato.soil_dry", "n1", "pending", T0 + 2 * H // 6)]
     runner.stop()
+
+
+def test_runner_fed_by_the_pipelines_hand_off_decides_as_one_reading_the_store(
+        tmp_path: Path) -> None:
+    """The runner of a gateway takes each commit's rows from memory (as the InfluxDB sink
+    does) and reads the store only for what memory does not continue. Both ways give the
+    same transitions, states and cursors, for commits of several column layouts and a
+    reading that arrives after a newer one of its node."""
+    def batches() -> list[list[Record]]:
+        out = []
+        for b in range(3):
+            batch = []
+            for i in range(6):
+                k = b * 6 + i
+                for node in ("n1", "n9"):
+                    r = _record(k, node, T0 + k * H // 6, 20.0 if node == "n1" else 45.0)
+                    r.readings["main"] = {"temperature_c": 24.0 + k % 3, "humidity_pct": 70.0}
+                    if k % 4 == 1:
+                        r.readings["soil_10cm"]["soil_temperature_c"] = 21.0
+                    batch.append(r)
+            out.append(batch)
+        out[0][4], out[0][6] = out[0][6], out[0][4]  # n1: its 4th reading arrives before its 3rd
+        return out
+
+    clock = [T0 + 4 * H]
+    memory_store, store_only = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    memory, from_store = _runner(memory_store.path, clock), _runner(store_only.path, clock)
+    for i, batch in enumerate(batches()):
+        memory.offer(memory_store.write_batch(batch).appended)
+        store_only.write_batch([copy.deepcopy(r) for r in batch])
+        if i != 1:  # one step over two commits
+            assert memory.step() == from_store.step()
+    assert memory.rows_from == {"memory": 36 * 3, "store": 0}
+    assert from_store.rows_from == {"memory": 0, "store": 36 * 3}
+
+    def outcome(store: Store) -> tuple[object, ...]:
+        alerts = [(r["rule"], r["node"], r["state"], r["time_ns"], r["message"])
+                  for r in store.alert_rows(0, 100)]
+        return (alerts, store.rule_states(),
+                [store.cursor("rules", t) for t in ("reading", "device")])
+
+    assert outcome(memory_store) == outcome(store_only)
+    assert ("tomato.soil_dry", "n1", "firing") in {a[:3] for a in outcome(memory_store)[0]}
+    memory.stop()
+    from_store.stop()
