@@ -1,4 +1,6 @@
-"""Rows the pipeline just committed, handed to a sink in the same process.
+"""Rows the pipeline just committed, handed to a consumer in the same process: the
+InfluxDB sink, and the rules runner (``rules/runner.py``), each with a Handoff of its own
+holding the same tuples.
 
 A sink reads the outbox after its cursor. Reading back rows that were written a moment
 ago costs the gateway as much CPU as encoding them (three rows per uplink, ~20 columns
@@ -23,7 +25,7 @@ from gateway.store.sqlite import AppendedRows
 
 
 class Handoff:
-    """Per outbox table, offered rows not yet passed by the sink's cursor, up to
+    """Per outbox table, offered rows not yet passed by the consumer's cursor, up to
     ``limit_rows`` in all; ``wake`` is set once ``wake_rows`` are waiting."""
 
     def __init__(self, tables: Sequence[str], *, limit_rows: int, wake_rows: int) -> None:
