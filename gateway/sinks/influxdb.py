@@ -532,7 +532,8 @@ class InfluxSink:
         lines, skipped = batch.lines, f"sink.{self.name}.skipped_empty"
         row_id = batch.last_id
         for columns, rows, first_id in parts:
-            encode, id_at, node_at = self._encoder(table, columns)
+            encoder, id_at, node_at = self._encoder(table, columns)
+            encode = encoder.__call__  # bound once: calling the instance looks it up per row
             for row_id, row in enumerate(rows, first_id or 0):
                 if first_id is None:
                     row_id = row[id_at]
