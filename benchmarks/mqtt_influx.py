@@ -436,7 +436,7 @@ def main() -> None:
                 rate = n / (t1 - t0)
                 share = (f" ({rate / ceiling:.0%} of ceiling, {rate / ceiling_from_send:.0%} "
                          "of it timed alike)") if ceiling else ""
-                print(f"burst      {n:,} msgs: {n / (t1 - t0):,.0f} msg/s end to end{share}, "
+                print(f"burst      {n:,} msgs: {rate:,.0f} msg/s end to end{share}, "
                       f"{cpu / n * 1e3:.3f} ms CPU/msg{versus_bare(cpu / n)}, "
                       f"stored {stored(influx) - (total - n)} of {n}")
             gw.note_peaks()

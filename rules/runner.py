@@ -161,26 +161,23 @@ class RulesRunner:
             for table in _INPUT_TABLES:
                 last = self.store.cursor(CONSUMER, table)
                 offered = self._handoff.take(table, last, self.batch_size)
+                parts: list[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
                 if offered:
-                    for chunk in offered:  # shared with the InfluxDB sink: sorted copies
-                        rows = sorted(chunk.rows,
-                                      key=itemgetter(chunk.columns.index("time_ns")))
-                        streams.append(_timed_samples(rows, len(streams),
-                                                      self._reader(table, chunk.columns)))
-                        read += len(rows)
+                    source, parts = "memory", [(c.columns, c.rows) for c in offered]
                     cursors[table] = offered[-1].last_id
-                    self.rows_from["memory"] += sum(len(c.rows) for c in offered)
-                    continue
-                with self.store.outbox_cursor(table, last, self.batch_size) as (columns,
-                                                                                cursor):
-                    rows = list(cursor)
-                if rows:
-                    cursors[table] = int(rows[-1][columns.index("id")])
-                    rows.sort(key=itemgetter(columns.index("time_ns")))
-                    streams.append(_timed_samples(rows, len(streams),
-                                                  self._reader(table, tuple(columns))))
-                    read += len(rows)
-                    self.rows_from["store"] += len(rows)
+                else:
+                    with self.store.outbox_cursor(table, last, self.batch_size) as (
+                            columns, cursor):
+                        rows = list(cursor)
+                    source, parts = "store", [(tuple(columns), rows)] if rows else []
+                    if rows:
+                        cursors[table] = int(rows[-1][columns.index("id")])
+                for names, part in parts:  # memory's rows are the sink's too: sorted copies
+                    ordered = sorted(part, key=itemgetter(names.index("time_ns")))
+                    streams.append(_timed_samples(ordered, len(streams),
+                                                  self._reader(table, names)))
+                    read += len(ordered)
+                    self.rows_from[source] += len(ordered)
             last_q = self.store.cursor(CONSUMER, "quarantine")
             rejected = self.store.rows_after("quarantine", last_q, self.batch_size)
             for q in rejected:

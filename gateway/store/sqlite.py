@@ -325,9 +325,9 @@ class Store:
             # One statement per column layout in the batch, so that no NULL is bound (the
             # sqlite3 module looks for an adapter for each None, raising and clearing two
             # AttributeErrors): a node's air sensor and soil probe alternate, and a
-            # statement per run of equal columns would be one executemany per row. Rows of
-            # one layout keep their order, and so does each (node, sensor)'s series; the
-            # batch's rows are grouped by layout, in the order the layouts first appear.
+            # statement per run of equal columns would be one executemany per row. The
+            # batch's rows are grouped by layout, in the order the layouts first appear, and
+            # keep their order within a layout: ids follow commits, not time (storage.md).
             readings: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             devices: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             nodes: dict[str, list[Any]] = {}
