@@ -38,9 +38,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from gateway.config import check_config
     from gateway.config.problems import print_problems
 
-    if print_problems(check_config(Path(args.config)), args.config):
+    problems = check_config(Path(args.config))
+    if print_problems(problems, args.config):
         return 1
-    print(f"{args.config}: OK")
+    print(f"{args.config}: OK" + (f" ({len(problems)} warning(s) above)" if problems else ""))
     return 0
 
 

@@ -16,10 +16,11 @@ secrets) are resolved against the directory of the config file, as Prometheus do
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import SecretStr, ValidationError
@@ -33,6 +34,11 @@ from gateway.config.models import (
 )
 from gateway.config.problems import ConfigError, ConfigProblem, Loc, dotted, translate
 from gateway.config.yamlmarks import YamlMarks, compose_marks
+
+if TYPE_CHECKING:
+    from rules.loader import LoadedRule
+
+log = logging.getLogger(__name__)
 
 ENV_FILE = Path("<environment>")
 
@@ -51,13 +57,16 @@ def load_settings(path: Path | None, *, env: Mapping[str, str] | None = None) ->
     """Settings from a YAML file (or none) with ``SATOYAMA_`` overrides from ``env``
     (default ``os.environ``); raises :class:`ConfigError` listing every problem."""
     settings, problems = _load(path, os.environ if env is None else env)
-    if problems or settings is None:
+    if settings is None:
         raise ConfigError(problems)
+    for warning in problems:
+        log.warning("%s", warning)
     return settings
 
 
 def check_config(path: Path, *, env: Mapping[str, str] | None = None) -> list[ConfigProblem]:
-    """Every problem with the config file at ``path`` (empty if it is usable)."""
+    """Every problem with the config file at ``path``: none, or only warnings, if it is
+    usable."""
     return _load(path, os.environ if env is None else env)[1]
 
 
@@ -80,6 +89,7 @@ class _Context:
         self.marks = marks
         self.env_paths: dict[Loc, str] = {}
         self.problems: list[ConfigProblem] = []
+        self.rules: list[LoadedRule] = []  # the rule files that loaded
 
     def locate(self, loc: Loc) -> tuple[int | None, str | None]:
         for end in range(len(loc), 0, -1):
@@ -88,11 +98,11 @@ class _Context:
                 return None, var
         return self.marks.line_of(loc), None
 
-    def add(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> None:
+    def add(self, loc: tuple[str | int, ...], message: str, hint: str = "", *,
+            warning: bool = False) -> None:
         line, var = self.locate(tuple(str(p) for p in loc))
-        self.problems.append(
-            ConfigProblem(self.file, dotted(loc), line, message, hint, env_var=var)
-        )
+        self.problems.append(ConfigProblem(self.file, dotted(loc), line, message, hint,
+                                           env_var=var, warning=warning))
 
 
 def _load(path: Path | None, env: Mapping[str, str]) -> tuple[Settings | None, list[ConfigProblem]]:
@@ -133,11 +143,13 @@ def _load(path: Path | None, env: Mapping[str, str]) -> tuple[Settings | None, l
             ctx.problems.extend(translate(error, ctx.file, ctx.locate))
 
     secrets = _check_files(data, base_dir, ctx)
+    if settings is not None:
+        _check_crops(settings, ctx)
     problems = sorted(ctx.problems, key=lambda p: (p.env_var is not None, p.line or 0))
-    if settings is None or problems:
+    if settings is None or any(not p.warning for p in problems):
         return None, problems
     _apply_files(settings, base_dir, secrets)
-    return settings, []
+    return settings, problems
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], YamlMarks] | ConfigProblem:
@@ -305,6 +317,21 @@ def _read_referenced(path: Path, what: str) -> tuple[str | None, str, str]:
         )
 
 
+def _check_crops(settings: Settings, ctx: _Context) -> None:
+    """Warn of registered crops that no loaded rule is for (rules/crops.py)."""
+    from rules.crops import crop_notes
+    from rules.presets import crop_presets
+
+    nodes: dict[str, list[str]] = {}
+    for node, dev in settings.devices.items():
+        if dev.crop:
+            nodes.setdefault(dev.crop, []).append(node)
+    for note in crop_notes(nodes, ctx.rules, crop_presets()):
+        named = nodes[note.crop]
+        also = f" (nodes {', '.join(named)})" if len(named) > 1 else ""
+        ctx.add(("devices", named[0], "crop"), note.message + also, note.hint, warning=True)
+
+
 def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Loc, str]:
     """Check rule, TLS and secret files; return the secrets read, by secret key."""
     from rules.loader import PRESET_PREFIX, check_rule_files, resolve_rule_path
@@ -339,7 +366,8 @@ def _check_files(data: dict[str, Any], base_dir: Path, ctx: _Context) -> dict[Lo
                 continue
             readable.append(entry)
         # The rules themselves, located in their own files (and names across files).
-        ctx.problems.extend(check_rule_files(readable, base_dir)[1])
+        ctx.rules, found = check_rule_files(readable, base_dir)
+        ctx.problems.extend(found)
 
     for loc in _TLS_FILES:
         value = _get(data, loc)

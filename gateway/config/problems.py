@@ -39,6 +39,7 @@ class ConfigProblem:
     hint: str = ""
     column: int | None = None  # 1-based, for YAML syntax errors
     env_var: str | None = None  # the SATOYAMA_... variable the value came from
+    warning: bool = False  # usable as it is, but probably not what was meant
 
     def __str__(self) -> str:
         if self.env_var is not None:
@@ -49,6 +50,8 @@ class ConfigProblem:
                 where += f":{self.line}"
                 if self.column is not None:
                     where += f":{self.column}"
+        if self.warning:
+            where += ": warning"
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
         return f"{text} — hint: {self.hint}" if self.hint else text
 
@@ -276,10 +279,14 @@ def _problem(
 
 
 def print_problems(problems: Sequence[ConfigProblem], what: str) -> int:
-    """Print ``problems`` to stderr for a CLI command; the exit status (1 if any)."""
+    """Print ``problems`` to stderr for a CLI command; the exit status (1 if any is not a
+    warning)."""
     for p in problems:
         print(p, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) in {what}", file=sys.stderr)
+    errors = sum(not p.warning for p in problems)
+    if errors:
+        print(f"{errors} problem(s) in {what}", file=sys.stderr)
         return 1
+    if problems:
+        print(f"{len(problems)} warning(s) in {what}", file=sys.stderr)
     return 0

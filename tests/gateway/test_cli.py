@@ -93,6 +93,22 @@ def test_check_config_exits_1_with_located_problems(tmp_path: Path) -> None:
     assert "OK" in ok.stdout
 
 
+def test_check_config_warnings_are_printed_and_exit_0(tmp_path: Path) -> None:
+    """A usable config with a likely mistake (a crop no loaded rule is for) is OK, and says
+    so; `run` logs the same warning when it starts."""
+    cfg = tmp_path / "farm.yaml"
+    cfg.write_text(f"site: hill\ndata_dir: {tmp_path / 'data'}\n"
+                   "rules: [preset:common, preset:tomato]\n"
+                   "devices:\n  n1: {plot: p1, crop: tomatoe}\n")
+    proc = satoyama("check-config", "-c", str(cfg))
+    assert proc.returncode == 0
+    assert (f"{cfg}:5: warning: devices.n1.crop: 'tomatoe' is not a crop" in proc.stderr
+            and "did you mean 'tomato'?" in proc.stderr)
+    assert "1 warning(s)" in proc.stderr and "OK (1 warning(s) above)" in proc.stdout
+    run = satoyama("run", "-c", str(cfg), "--duration", "0.5")
+    assert "warning: devices.n1.crop: 'tomatoe'" in run.stderr
+
+
 def test_run_with_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
     cfg = tmp_path / "farm.yaml"
     cfg.write_text("site: hill\nsources: {serial: {port: /dev/null, baudrate: -3}}\n")

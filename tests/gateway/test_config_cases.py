@@ -6,8 +6,9 @@
                        contains]`` (a problem inside a rule file is located in that file:
                        its key and line are the rule file's); line is a number, ``-`` (no
                        line) or ``env:NAME`` (the problem is reported against that
-                       environment variable); ``#`` starts a comment. No lines: the config
-                       must be clean.
+                       environment variable); ``#`` starts a comment. A key written
+                       ``warning: KEY`` expects a warning (the config is still usable),
+                       any other an error. No lines: the config must be clean.
         env.txt        optional ``NAME=value`` lines: the environment for the case.
 
 Every problem reported must be expected and every expected problem reported.
@@ -32,10 +33,12 @@ class Expected:
     env_var: str | None
     message: str
     hint: str
+    warning: bool = False
 
     def matches(self, problem: ConfigProblem) -> bool:
         return (
-            problem.key == self.key
+            problem.warning == self.warning
+            and problem.key == self.key
             and problem.line == self.line
             and problem.env_var == self.env_var
             and self.message in problem.message
@@ -44,7 +47,8 @@ class Expected:
 
     def __str__(self) -> str:
         where = f"env:{self.env_var}" if self.env_var else self.line
-        return f"{self.key} | {where} | {self.message} | {self.hint}"
+        key = f"warning: {self.key}" if self.warning else self.key
+        return f"{key} | {where} | {self.message} | {self.hint}"
 
 
 def _expected(case: Path) -> list[Expected]:
@@ -54,12 +58,14 @@ def _expected(case: Path) -> list[Expected]:
             continue
         cells = [c.strip() for c in raw.split("|")]
         key, where, message, *rest = cells
+        warning = key.startswith("warning:")
+        key = key.removeprefix("warning:").strip()
         line = env_var = None
         if where.startswith("env:"):
             env_var = where.removeprefix("env:")
         elif where != "-":
             line = int(where)
-        out.append(Expected(key, line, env_var, message, rest[0] if rest else ""))
+        out.append(Expected(key, line, env_var, message, rest[0] if rest else "", warning))
     return out
 
 
