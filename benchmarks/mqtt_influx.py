@@ -24,7 +24,11 @@ publisher per node topic, stdin held open until everything is delivered). Report
   (the sink's cursor, polled in SQLite; InfluxDB's count is checked then);
 * backlog drain: N messages published while the gateway is stopped (held by the broker for
   its persistent session), drain rate after it starts;
-* peak RSS of the gateway process (with ``--sink-process``: of each process, and their sum).
+* peak RSS of the gateway process (with ``--sink-process``: of each process, and their sum);
+* for the ceiling and the burst, the cores each party used over the phase (the subscriber
+  under test, the bench process that feeds the publishers, the broker, the publishers,
+  InfluxDB) and the machine's idle cores: whether the phase was bound by the machine or by
+  the subscriber.
 
 The machine's other load changes every figure (CPU per message too, less so): the load
 average is printed at the start and the end.
@@ -113,7 +117,9 @@ class Publishers:
             p.wait(30)
 
 
-def bare_subscriber_ceiling(broker: Mosquitto, count: int) -> tuple[float, float, float]:
+def bare_subscriber_ceiling(broker: Mosquitto, count: int,
+                            shares: Callable[[Publishers], CpuShares] | None = None,
+                            ) -> tuple[float, float, float]:
     """(messages/s from its first message to its last, messages/s from the start of
     publishing to its last message, CPU seconds per message of paho's network thread) of a
     subscriber that only counts. Its CPU per message is the machine's own yardstick: this
@@ -143,9 +149,14 @@ def bare_subscriber_ceiling(broker: Mosquitto, count: int) -> tuple[float, float
     client.loop_start()
     time.sleep(0.5)
     pubs = Publishers(broker)
+    cores = shares(pubs) if shares else None
+    if cores:
+        cores.start()
     sent_at = time.perf_counter()
     pubs.send(count, None)
     done.wait(120)
+    if cores:
+        print(cores.line("ceiling"), flush=True)
     pubs.close()
     client.loop_stop()
     client.disconnect()
@@ -177,6 +188,55 @@ def wait_idle(cpu_s: Callable[[], float], what: str, timeout: float = 30.0) -> N
     raise SystemExit(f"{what} still busy {timeout:.0f} s after starting")
 
 
+class CpuShares:
+    """Cores each party used over a phase, and the machine's idle cores: what the phase was
+    bound by. On this 2-core VM the publishers and the broker take most of a core while
+    they publish, and the subscriber under test (the bare one, or the gateway with InfluxDB
+    behind it) gets what is left; once publishing ends it has a core to itself."""
+
+    def __init__(self, parties: dict[str, Callable[[], list[int]]]) -> None:
+        self.parties = parties
+        self._start: tuple[float, dict[int, float], float] | None = None
+
+    @staticmethod
+    def _machine_idle_s() -> float:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        return (int(fields[3]) + int(fields[4])) / CLK_TCK  # idle + iowait
+
+    @staticmethod
+    def _cpu_s(pid: int) -> float:
+        try:
+            return sum(int(f) for f in _stat(pid)[11:13]) / CLK_TCK
+        except FileNotFoundError:
+            return 0.0
+
+    def _pids(self) -> dict[int, float]:
+        return {pid: self._cpu_s(pid) for pids in self.parties.values() for pid in pids()}
+
+    def start(self) -> None:
+        self._start = (time.perf_counter(), self._pids(), self._machine_idle_s())
+
+    def line(self, what: str) -> str:
+        assert self._start is not None
+        t0, before, idle0 = self._start
+        wall = time.perf_counter() - t0
+        parts = []
+        for name, pids in self.parties.items():
+            used = sum(self._cpu_s(pid) - before.get(pid, 0.0) for pid in pids())
+            parts.append(f"{name} {used / wall:.2f}")
+        idle = (self._machine_idle_s() - idle0) / wall
+        return (f"cores      {what} ({wall:.1f} s): " + ", ".join(parts)
+                + f"; idle {idle:.2f} of {os.cpu_count()}")
+
+
+def servers_and_publishers(broker: Mosquitto, influx: InfluxDB1, pubs: Publishers
+                           ) -> dict[str, Callable[[], list[int]]]:
+    def pid(server: Mosquitto | InfluxDB1) -> list[int]:
+        return [server.proc.pid] if server.proc else []
+    return {"broker": lambda: pid(broker), "publishers": lambda: [p.pid for p in pubs.procs],
+            "InfluxDB": lambda: pid(influx)}
+
+
 class GatewayProcess:
     """`satoyama run` and, with ``sinks.influxdb.separate_process``, its sink process.
 
@@ -203,6 +263,10 @@ class GatewayProcess:
         self.note_peaks()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return [self.proc.pid, *self.children()]
 
     def children(self) -> list[int]:
         assert self.proc is not None
@@ -373,7 +437,9 @@ def main() -> None:
             ceiling = ceiling_from_send = bare_cpu = 0.0
             if "ceiling" in phases:
                 ceiling, ceiling_from_send, bare_cpu = bare_subscriber_ceiling(
-                    broker, args.messages)
+                    broker, args.messages, lambda pubs: CpuShares({
+                        "bench (bare subscriber, feeding)": lambda: [os.getpid()],
+                        **servers_and_publishers(broker, influx, pubs)}))
                 print(f"ceiling    bare paho subscriber: {ceiling:,.0f} msg/s "
                       f"({ceiling_from_send:,.0f} msg/s timed from the start of publishing, "
                       "as the burst is), "
@@ -428,11 +494,16 @@ def main() -> None:
 
             n = args.messages
             if "burst" in phases:  # as fast as the publishers go
+                cores = CpuShares({"gateway": gw.pids, "bench (feeding, polling)":
+                                   lambda: [os.getpid()],
+                                   **servers_and_publishers(broker, influx, pubs)})
+                cores.start()
                 cpu0, t0 = gw.cpu_s(), time.perf_counter()
                 pubs.send(n, None)
                 total += n
                 t1 = wait_stored(influx, db, total, 600)
                 cpu = gw.cpu_s() - cpu0
+                print(cores.line("burst"))
                 rate = n / (t1 - t0)
                 share = (f" ({rate / ceiling:.0%} of ceiling, {rate / ceiling_from_send:.0%} "
                          "of it timed alike)") if ceiling else ""
