@@ -247,6 +247,27 @@ def _parse_json(text: str) -> Any:
     return obj
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string with a lone surrogate anywhere (a key
+    too). Only walked for a line with a ``\\u`` escape or non-ASCII text; iterative, as
+    the nesting may be as deep as the parser allowed."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _schema_detail(error: ValidationError) -> str:
     parts = []
     for e in error.errors()[:3]:
@@ -278,6 +299,9 @@ def decode_native(line: bytes | str, default_site: str | None = None) -> Packet 
     if not isinstance(obj, dict):
         return _reject(reasons.SCHEMA, f"top level is {type(obj).__name__}, not an object",
                        raw)
+    if (not text.isascii() or "\\u" in text) and _lone_surrogate(obj):
+        return _reject(reasons.SCHEMA, "a key or string holds a lone surrogate (such as "
+                       "\\ud800), which is not Unicode text", raw)
     fast = _fast_uplink(obj)
     if fast is not None:
         node, seq, ts, site, given, values = fast

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -54,6 +55,19 @@ class _Pending:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def mark(self) -> tuple[int, int, int, dict[str, int]]:
+        """Where the batch stands, for :meth:`rollback`."""
+        return (len(self.records), len(self.quarantine), len(self.callbacks),
+                dict(self.counters))
+
+    def rollback(self, mark: tuple[int, int, int, dict[str, int]]) -> None:
+        """Take back what was added since ``mark``."""
+        records, quarantine, callbacks, counters = mark
+        for rec in self.records[records:]:
+            self.monotonic.pop(id(rec), None)
+        del self.records[records:], self.quarantine[quarantine:], self.callbacks[callbacks:]
+        self.counters = counters
 
 
 class _RecentTimes:
@@ -337,6 +351,48 @@ class Pipeline:
         log.error("item from unknown source %s dropped", getattr(msg, "source", msg))
         self._pending.count("rejected.unknown_source")
 
+    def take_guarded(self, msg: SourceItem) -> None:
+        """:meth:`take`, where a bug that an input trips (an exception from a decoder or
+        from validation) costs that input, not the worker: what the item had added to the
+        pending batch is taken back, and the item is quarantined as ``internal_error``
+        (acknowledged, like any quarantined input, so the broker does not send it again
+        and again). A batch of messages is retried one message at a time, so only the
+        message that fails is quarantined."""
+        mark = self._pending.mark()
+        try:
+            self.take(msg)
+            return
+        except Exception:
+            self._pending.rollback(mark)
+            if not isinstance(msg, MessageBatch):
+                self._quarantine_failed(msg.source, _raw_of(msg), getattr(msg, "ack", None))
+                return
+        decode = self._message_decoders[msg.source]
+        for topic, payload in msg.messages:
+            mark = self._pending.mark()
+            try:
+                self.handle(msg.source, decode(topic, payload), received_ns=msg.received_ns,
+                            monotonic_ns=msg.monotonic_ns)
+            except Exception:
+                self._pending.rollback(mark)
+                self._quarantine_failed(msg.source, payload, None)
+        if msg.ack is not None:
+            self._pending.callbacks.append(msg.ack)
+
+    def _quarantine_failed(self, source: str, raw: bytes,
+                           ack: Callable[[], None] | None) -> None:
+        log.exception("%s: input that a decoder or validation failed on is quarantined as "
+                      "internal_error (a bug: please report it with the quarantined bytes)",
+                      source)
+        exc = sys.exc_info()[1]
+        pending = self._pending
+        pending.quarantine.append(QuarantineEntry(
+            Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:300], raw,
+                      self._formats.get(source, source)),
+            source, time.time_ns()))
+        if ack is not None:
+            pending.callbacks.append(ack)
+
     def run(self, inbox: queue.Queue[SourceItem], stop: threading.Event) -> None:
         """Worker loop: until ``stop`` is set and the inbox is drained."""
         deadline = time.monotonic() + self.batch_interval_s
@@ -353,7 +409,7 @@ class Pipeline:
             with contextlib.suppress(queue.Empty):
                 msg = inbox.get(timeout=min(timeout, 0.1))
             if msg is not None:
-                self.take(msg)
+                self.take_guarded(msg)
             now = time.monotonic()
             full = self.pending_packets >= self.batch_max
             if full or now >= deadline:
@@ -395,3 +451,12 @@ class Pipeline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _raw_of(msg: SourceItem) -> bytes:
+    """The bytes of a queue item, as quarantine evidence."""
+    if isinstance(msg, RawChunk):
+        return msg.data
+    if isinstance(msg, Message):
+        return msg.payload
+    return repr(msg).encode()

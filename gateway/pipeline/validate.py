@@ -59,9 +59,12 @@ def packet_digest(packet: Packet) -> bytes:
                     for (quantity, sensor), value in sorted(packet.readings.items())])
     if packet.battery_v is not None:
         text += f"battery_v={packet.battery_v!r}"
-    data = packet.node.encode() + struct.pack(
+    # surrogatepass: the same bytes for any valid text, and no error for a lone surrogate
+    # (validation refuses those, but the digest must not be where a packet crashes).
+    data = packet.node.encode("utf-8", "surrogatepass") + struct.pack(
         "<qq", -1 if packet.seq is None else packet.seq,
-        -1 if packet.node_time_ns is None else packet.node_time_ns) + text.encode()
+        -1 if packet.node_time_ns is None else packet.node_time_ns) + text.encode(
+        "utf-8", "surrogatepass")
     if packet.node_time_ns is None and packet.seq is None:
         # No identity of its own: two identical readings are still two readings.
         data += packet.raw
@@ -73,6 +76,18 @@ _RANGES: Final[dict[str, tuple[float, float]]] = {
     name: (q.minimum, q.maximum) for name, q in BY_NAME.items()
 }
 _DEVICE_FIELDS: Final = ("battery_v", "rssi_dbm", "snr_db")
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be stored and sent: no lone surrogate (JSON's ``"\\ud800"``
+    decodes to one, and SQLite, UTF-8 and line protocol cannot carry it)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject(packet: Packet, reason: str, detail: str) -> Rejection:
@@ -95,6 +110,11 @@ def validate(
         if not verify(packet, device.key):
             return Outcome(None, [_reject(packet, "auth_failed",
                                           "HMAC tag does not match the node key")])
+
+    if not is_text(packet.node) or (packet.site is not None and not is_text(packet.site)):
+        return Outcome(None, [_reject(packet, "bad_text", "node or site name is not valid "
+                                      f"Unicode text: {packet.node!a}, "
+                                      f"{packet.site!a}")])
 
     flags: dict[str, int] = {}
 
@@ -127,6 +147,10 @@ def validate(
     bad_reason = ""
     cal = device.calibration if device else None
     for (quantity, sensor), value in packet.readings.items():
+        if not sensor.isascii() and not is_text(sensor):
+            bad.append(f"{quantity}@{sensor!a}: sensor tag is not valid Unicode text")
+            bad_reason = bad_reason or "bad_text"
+            continue
         limits = _RANGES.get(quantity)
         if limits is None:
             bad.append(f"{quantity}: not in the sensor catalogue")

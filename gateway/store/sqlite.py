@@ -204,6 +204,14 @@ class BatchResult:
     more_coming: bool = False
 
 
+def _storable(text: str | None) -> str | None:
+    """Text SQLite can bind: a lone surrogate (from a JSON ``\\ud800`` escape, say) written
+    as its escape, so the evidence of bad input never fails the commit that keeps it."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Store:
     """One SQLite file. Writes come from one thread (the pipeline); reads may come from any.
 
@@ -484,7 +492,8 @@ class Store:
             "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
             " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
             [(q.received_ns, q.source, q.rejection.format, q.rejection.reason,
-              q.rejection.detail, q.rejection.node, q.rejection.seq, bytes(q.rejection.raw))
+              _storable(q.rejection.detail), _storable(q.rejection.node), q.rejection.seq,
+              bytes(q.rejection.raw))
              for q in quarantine],
         )
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from firmware_bridge.frame import encode_frame
 from gateway.clock import ClockMonitor
-from gateway.packet import Record
+from gateway.packet import Packet, Record, Rejection
 from gateway.pipeline.ingest import RECENT_TIMES, Pipeline
 from gateway.pipeline.validate import Policy
-from gateway.sources.items import RawChunk, SourceItem
-from gateway.store.sqlite import Store
+from gateway.sources.items import MessageBatch, RawChunk, SourceItem
+from gateway.store.sqlite import QuarantineEntry, Store
 
 
 def make(tmp_path: Path, **kw: object) -> tuple[Store, Pipeline]:
@@ -186,3 +186,67 @@ def test_commits_say_whether_more_input_is_waiting(tmp_path: Path) -> None:
     assert [n for n, _ in seen if n] == [5, 5, 2, 1]
     assert [more for n, more in seen if n] == [True, True, False, False]
     assert store.count("packet") == 13
+
+
+LONE_SURROGATE_KEY = b'{"node":"n1","seq":1,"readings":{"temperature_c@\\ud800":20.0}}'
+
+
+def test_a_lone_surrogate_in_json_is_quarantined_and_ingest_goes_on(tmp_path: Path) -> None:
+    """JSON may spell a lone surrogate (``\\ud800``), which no UTF-8 text can hold: it once
+    crashed the worker (the digest's encode) or wedged every later commit (the quarantine
+    insert). Now refused as ``schema``; ingest goes on and the evidence is kept."""
+    store, pipeline = make(tmp_path)
+    pipeline.add_stream("lines", "jsonl")
+    inbox: queue.Queue[SourceItem] = queue.Queue()
+    stop = threading.Event()
+    lines = [LONE_SURROGATE_KEY, b'{"node":"n1","seq":2,"readings":{"battery_v@\\udfff":3.1,'
+             b'"battery_v":3.2}}',
+             b'{"node":"n2","seq":1,"readings":{"temperature_c@caf\\u00e9":20.0}}']
+    for i, line in enumerate([*lines, b'{"node":"n3","seq":1,"readings":{"humidity_pct":50}}']):
+        inbox.put(RawChunk("lines", line + b"\n", time.time_ns() + i, time.monotonic_ns()))
+    worker = threading.Thread(target=pipeline.run, args=(inbox, stop))
+    worker.start()
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert store.count("packet") == 2  # n2 (a valid escape: é) and n3
+    reasons = [r for (r,) in store._db.execute("SELECT reason FROM quarantine")]
+    assert reasons == ["schema", "schema"]
+    assert store.counters()["rejected.schema"] == 2
+
+
+def test_an_input_a_decoder_fails_on_costs_that_input_not_the_worker(tmp_path: Path) -> None:
+    """A bug tripped by one message of a batch: that message is quarantined as
+    ``internal_error``, the others of its batch are stored, the batch is acknowledged once
+    (after the commit), and what the failed message had added is taken back."""
+    store, pipeline = make(tmp_path)
+    good = {b"a": ("n1", 1), b"b": ("n2", 1)}
+
+    def decode(topic: str, payload: bytes) -> list[Packet | Rejection]:
+        if payload == b"boom":
+            raise ValueError("a decoder bug")
+        node, seq = good[payload]
+        return [Packet(node, seq, {("temperature_c", "main"): 20.0}, "native", payload)]
+
+    pipeline.add_message_source("mqtt", decode)
+    acks: list[int] = []
+    batch = MessageBatch("mqtt", [("t", b"a"), ("t", b"boom"), ("t", b"b")], time.time_ns(),
+                         time.monotonic_ns(), lambda: acks.append(1))
+    pipeline.take_guarded(batch)
+    assert acks == []  # not before the commit
+    pipeline.commit()
+    assert acks == [1]
+    assert store.count("packet") == 2
+    (row,) = store._db.execute("SELECT reason, detail, raw FROM quarantine").fetchall()
+    assert row == ("internal_error", "ValueError: a decoder bug", b"boom")
+    counters = store.counters()
+    assert counters["received.packets"] == 2 and counters["rejected.internal_error"] == 1
+
+
+def test_rejections_with_unstorable_text_are_kept(tmp_path: Path) -> None:
+    """A rejection's detail or node with a lone surrogate is stored with it escaped."""
+    store = Store(tmp_path / "s.db")
+    rej = Rejection("bad_text", "sensor \ud800 is odd", b"raw", "native", "n\udfff")
+    store.write_batch([], [QuarantineEntry(rej, "mqtt", 1)])
+    row = store._db.execute("SELECT detail, node FROM quarantine").fetchone()
+    assert row == ("sensor \\ud800 is odd", "n\\udfff")

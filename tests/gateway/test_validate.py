@@ -172,3 +172,18 @@ def test_digest_is_the_same_across_versions(kw: dict[str, object], digest: str) 
     """Stores keep digests for dedup: a packet stored by an earlier version and delivered
     again (redelivered, replayed) must get the digest it got then."""
     assert packet_digest(packet(**kw)).hex() == digest
+
+
+def test_names_that_are_not_unicode_text_are_refused_as_bad_text() -> None:
+    """Any decoder may hand over a name with a lone surrogate: a sensor tag costs that
+    reading, a node or site name the packet; the digest never raises on one."""
+    out = run(packet(readings={("temperature_c", "main"): 20.0,
+                               ("soil_moisture_pct", "x\ud800"): 31.5}))
+    assert out.record is not None and out.record.readings == {"main": {"temperature_c": 20.0}}
+    assert [(r.reason, r.detail) for r in out.rejections] == [
+        ("bad_text", "soil_moisture_pct@'x\\ud800': sensor tag is not valid Unicode text")]
+    for bad in ({"node": "n\udfff"}, {"site": "\ud800"}):
+        out = run(packet(**bad))
+        assert out.record is None and [r.reason for r in out.rejections] == ["bad_text"]
+        assert len(packet_digest(packet(**bad))) == 16
+    assert run(packet(node="畑-1")).record is not None  # non-ASCII text is fine
