@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """ + _PACKET_TABLE + """;
 CREATE UNIQUE INDEX IF NOT EXISTS packet_dedup ON packet (node, ifnull(seq, -1), digest);
 CREATE TABLE IF NOT EXISTS reading (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     packet_id INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS reading (
 );
 CREATE INDEX IF NOT EXISTS reading_time ON reading (time_ns);
 CREATE TABLE IF NOT EXISTS device (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     packet_id INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS sink_cursor (
     PRIMARY KEY (sink, tbl)
 );
 CREATE TABLE IF NOT EXISTS alert (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
     plot TEXT NOT NULL,
@@ -258,6 +258,7 @@ class Store:
 
     def _migrate(self) -> None:
         self._drop_random_dedup_index()
+        self._never_reuse_outbox_ids()
         # Idempotent; executescript commits itself.
         self._db.executescript(_BASE_SCHEMA + COUNTER_STATE_SCHEMA)
         with self._tx():
@@ -270,6 +271,44 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    def _never_reuse_outbox_ids(self) -> None:
+        """Stores made before outbox ids were ``AUTOINCREMENT``: rebuild those tables with
+        it (once; ids kept), their id sequence starting past every consumer's cursor.
+
+        Without it SQLite numbers a new row after the largest id *still there*: once
+        retention or ``drop_oldest`` had deleted the newest rows (a gateway off for longer
+        than ``retention_days``), new rows took ids at or below the sinks' and the rules'
+        cursors, and were never delivered, with a backlog of 0.
+        """
+        for table in OUTBOX_TABLES:
+            row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"
+                                   " AND name = ?", (table,)).fetchone()
+            if row is None or "AUTOINCREMENT" in row[0].upper():
+                continue
+            log.info("store %s: rebuilding table %s so that its ids are never reused (once)",
+                     self.path, table)
+            create = row[0].replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARY KEY "
+                                    "AUTOINCREMENT", 1)
+            with self._tx():
+                # Indexes go with the old table; the base schema makes them again.
+                self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_autoincrement")
+                self._db.execute(create)
+                self._db.execute(f"INSERT INTO {table} SELECT * FROM "
+                                 f"{table}_before_autoincrement")
+                self._db.execute(f"DROP TABLE {table}_before_autoincrement")
+                cursors = (self._db.execute("SELECT max(last_id) FROM sink_cursor WHERE tbl = ?",
+                                            (table,)).fetchone()[0]
+                           if self._has_table("sink_cursor") else None)
+                top = max(int(self._db.execute(f"SELECT ifnull(max(id), 0) FROM {table}")
+                              .fetchone()[0]), int(cursors or 0))
+                self._db.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                                 (table, top))
+
+    def _has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = ?", (name,)).fetchone() is not None
 
     def _drop_random_dedup_index(self) -> None:
         """Stores made before ``packet_dedup`` kept uniqueness as ``UNIQUE (node, digest)``
@@ -457,12 +496,14 @@ class Store:
         each; return them with their ids.
 
         Only the pipeline appends to ``reading`` and ``device``, inside its write
-        transaction, and SQLite numbers new rows after the largest id, so ids follow one
-        another from there. Checked: if the ids are not what was expected, nothing is
-        returned (the sinks then read the rows back from the store).
+        transaction, and SQLite numbers new rows after the largest id it ever gave out
+        (``AUTOINCREMENT``: never reused, also once the newest rows were deleted), so ids
+        follow one another from there. Checked: if the ids are not what was expected,
+        nothing is returned (the sinks then read the rows back from the store).
         """
         db = self._db
-        last = int(db.execute(f"SELECT max(id) FROM {table}").fetchone()[0] or 0)
+        last = int(db.execute("SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = ?),"
+                              " 0)", (table,)).fetchone()[0])
         first, appended = last + 1, []
         columns = self._columns_cache
         for cols, rows in groups.items():

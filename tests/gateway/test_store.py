@@ -235,3 +235,48 @@ def test_threads_writing_one_file_take_turns_and_a_stuck_writer_times_out(
     waiter.join(5)
     assert committed.is_set()  # ... and writes once it has committed
     assert second.counters() == {"held": 1, "waited": 1}
+
+
+def test_outbox_ids_are_never_reused_once_the_newest_rows_are_deleted(tmp_path: Path) -> None:
+    """A gateway off for longer than ``retention_days``: retention deletes every row, and
+    the rows that come next must still get ids past the sinks' cursors, or no sink ever
+    delivers them (their backlog reads 0)."""
+    store = Store(tmp_path / "s.db", retention_days=30)
+    old = 1_780_000_000
+    store.write_batch([record(seq=i, t=old + i) for i in range(1, 4)])
+    top = store.execute("SELECT max(id) FROM reading")[0][0]
+    store.sink_delivered("influxdb", "reading", top)
+    assert store.enforce_bounds((old + 40 * 86400) * 10**9) == {"retention_deleted": 3}
+    assert store.count("reading") == 0
+    store.write_batch([record(seq=9, t=old + 40 * 86400)])
+    assert min(i for (i,) in store.execute("SELECT id FROM reading")) == top + 1
+    assert store.backlog("influxdb", ["reading"]) == {"reading": 2}
+
+
+def test_store_with_reusable_ids_is_rebuilt_past_every_cursor(tmp_path: Path) -> None:
+    """Stores made before AUTOINCREMENT: the outbox tables are rebuilt (rows, columns and
+    indexes kept), and new ids start past the highest cursor, also where ids had already
+    been handed out again below it."""
+    path = tmp_path / "s.db"
+    Store(path).write_batch([record(seq=1)])
+    db = sqlite3.connect(path)
+    for table in ("reading", "device", "alert"):
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+        db.execute(sql.replace(" AUTOINCREMENT", ""))
+        db.execute(f"INSERT INTO {table} SELECT * FROM old_{table}")
+        db.execute(f"DROP TABLE old_{table}")
+    db.execute("DELETE FROM sqlite_sequence")
+    db.execute("INSERT INTO sink_cursor VALUES ('influxdb', 'reading', 50)")
+    db.commit()
+    db.close()
+
+    store = Store(path)
+    for table in ("reading", "device", "alert"):
+        assert "AUTOINCREMENT" in store.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (table,))[0][0]
+    assert store.execute("SELECT name FROM sqlite_master WHERE name = 'reading_time'")
+    assert store.count("reading") == 2
+    store.write_batch([record(seq=2)])
+    assert [i for (i,) in store.execute("SELECT id FROM reading ORDER BY id")] == [1, 2, 51, 52]
+    assert store.execute("SELECT max(id) FROM device")[0][0] == 2
