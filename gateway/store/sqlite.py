@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -584,8 +584,11 @@ class Store:
     def enforce_bounds(self, now_ns: int) -> dict[str, int]:
         """Apply retention and the size bound; return what was deleted (also counted).
 
-        Deleted pages go to SQLite's free list and are reused by new rows, so the file stops
-        growing at the bound without a VACUUM.
+        Both cover the quarantine as well as the packets: rejected input (garbage from a
+        receiver at the wrong baud rate, say) can fill a store as surely as readings. Under
+        ``drop_oldest`` each round deletes the oldest tenth of whichever holds the oldest
+        entry. Deleted pages go to SQLite's free list and are reused by new rows, so the
+        file stops growing at the bound without a VACUUM.
         """
         deleted: dict[str, int] = {}
         if self.retention_days > 0:
@@ -593,33 +596,67 @@ class Store:
             n = self._delete_packets("time_ns < ?", (cutoff,))
             if n:
                 deleted["retention_deleted"] = n
+            n = self._delete_quarantine("received_ns < ?", (cutoff,))
+            if n:
+                deleted["retention_quarantine_deleted"] = n
+            # Counted now: a full store below raises, and these deletions happened.
+            self._count_deleted(deleted)
         if self.max_bytes > 0 and self.used_bytes() > self.max_bytes:
             if self.full_policy == "stop_ingest":
                 raise StoreFull(
                     f"{self.path} holds {self.used_bytes() / 1e6:.1f} MB, over the bound of "
                     f"{self.max_bytes / 1e6:.1f} MB (full_policy: stop_ingest)"
                 )
-            total = 0
+            dropped = {"dropped_oldest": 0, "dropped_oldest_quarantine": 0}
             while self.used_bytes() > self.max_bytes * 0.9:
-                with self._lock:
-                    row = self._db.execute("SELECT min(id), max(id) FROM packet").fetchone()
-                if row[0] is None:
+                table = self._oldest_table()
+                if table is None:
                     break
-                # Oldest tenth of what is left, at least one packet per round.
-                step = max(1, (row[1] - row[0]) // 10)
-                n = self._delete_packets("id < ?", (row[0] + step,))
-                total += n
+                n = (self._drop_oldest_tenth("packet", self._delete_packets)
+                     if table == "packet" else
+                     self._drop_oldest_tenth("quarantine", self._delete_quarantine))
+                dropped["dropped_oldest" if table == "packet" else
+                        "dropped_oldest_quarantine"] += n
                 if n == 0:
                     break
-            if total:
+            dropped = {k: v for k, v in dropped.items() if v}
+            if dropped:
                 log.warning(
-                    "store %s over its size bound: deleted the %d oldest packets "
-                    "(full_policy: drop_oldest)", self.path, total,
-                )
-                deleted["dropped_oldest"] = total
+                    "store %s over its size bound: deleted the %d oldest packets and %d "
+                    "oldest quarantine entries (full_policy: drop_oldest)", self.path,
+                    dropped.get("dropped_oldest", 0),
+                    dropped.get("dropped_oldest_quarantine", 0))
+            self._count_deleted(dropped)
+            deleted.update(dropped)
+        return deleted
+
+    def _count_deleted(self, deleted: dict[str, int]) -> None:
         if deleted:
             self.add_counters({f"store.{k}": v for k, v in deleted.items()})
-        return deleted
+
+    def _oldest_table(self) -> str | None:
+        """``packet`` or ``quarantine``: the one whose oldest entry was received first."""
+        with self._lock:
+            oldest = {
+                table: self._db.execute(f"SELECT received_ns FROM {table} WHERE id ="
+                                        f" (SELECT min(id) FROM {table})").fetchone()
+                for table in ("packet", "quarantine")}
+        present = {t: row[0] for t, row in oldest.items() if row is not None}
+        return min(present, key=present.__getitem__) if present else None
+
+    def _drop_oldest_tenth(self, table: str,
+                           delete: Callable[[str, tuple[Any, ...]], int]) -> int:
+        """Delete the oldest tenth of ``table``'s ids (at least one row)."""
+        with self._lock:
+            lo, hi = self._db.execute(f"SELECT min(id), max(id) FROM {table}").fetchone()
+        if lo is None:
+            return 0
+        return delete("id < ?", (lo + max(1, (hi - lo) // 10),))
+
+    def _delete_quarantine(self, where: str, params: tuple[Any, ...]) -> int:
+        with self._lock, self._tx():
+            return int(self._db.execute(f"DELETE FROM quarantine WHERE {where}", params)
+                       .rowcount)
 
     def _delete_packets(self, where: str, params: tuple[Any, ...]) -> int:
         with self._lock, self._tx():

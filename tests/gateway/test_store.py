@@ -280,3 +280,38 @@ def test_store_with_reusable_ids_is_rebuilt_past_every_cursor(tmp_path: Path) ->
     store.write_batch([record(seq=2)])
     assert [i for (i,) in store.execute("SELECT id FROM reading ORDER BY id")] == [1, 2, 51, 52]
     assert store.execute("SELECT max(id) FROM device")[0][0] == 2
+
+
+def garbage(n: int, t: int) -> list[QuarantineEntry]:
+    return [QuarantineEntry(Rejection("garbage", f"{i}", b"\x00" * 2000, "frame"), "serial",
+                            t * 10**9 + i) for i in range(n)]
+
+
+def test_drop_oldest_deletes_old_quarantine_before_newer_packets(tmp_path: Path) -> None:
+    """A receiver at the wrong baud rate fills the store with quarantined garbage: the
+    bound deletes the oldest entries of either kind. It once deleted only packets, all of
+    them, and stayed over the bound."""
+    store = Store(tmp_path / "s.db", max_size_mb=0.5, full_policy="drop_oldest")
+    store.write_batch([], garbage(300, 1_780_000_000))
+    store.write_batch([record(seq=i, t=1_780_000_100) for i in range(50)])
+    deleted = store.enforce_bounds(now_ns=0)
+    assert store.used_bytes() <= 0.5 * 1024 * 1024
+    assert deleted["dropped_oldest_quarantine"] > 0 and "dropped_oldest" not in deleted
+    assert store.count("packet") == 50
+    assert store.counters()["store.dropped_oldest_quarantine"] == (
+        300 - store.count("quarantine"))
+
+
+def test_retention_covers_quarantine_and_is_counted_even_when_the_store_is_full(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", max_size_mb=0.3, full_policy="stop_ingest",
+                  retention_days=30)
+    old, now = 1_780_000_000, 1_780_000_000 + 40 * 86400
+    store.write_batch([record(seq=i, t=old) for i in range(10)], garbage(5, old))
+    store.write_batch([], garbage(300, now))
+    with pytest.raises(StoreFull):
+        store.enforce_bounds(now * 10**9)
+    assert store.count("packet") == 0 and store.count("quarantine") == 300
+    counters = store.counters()
+    assert counters["store.retention_deleted"] == 10
+    assert counters["store.retention_quarantine_deleted"] == 5
