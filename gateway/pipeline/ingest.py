@@ -43,6 +43,7 @@ SEQ_MODULO = 65536
 MAX_PLAUSIBLE_GAP = 1000  # a larger jump forward is a counter reset, not lost packets
 LOSS_WINDOW = 100
 RECENT_TIMES = 64  # per node, to keep timestamps distinct (see Pipeline._distinct_time)
+PAST_NEWEST_NS = 1_000_000_000  # a receive time this close behind a node's newest goes past it
 
 
 @dataclass(slots=True)
@@ -255,12 +256,17 @@ class Pipeline:
         recent = self._recent_times.get(rec.node)
         if recent is None:
             recent = self._recent_times[rec.node] = _RecentTimes()
-        if rec.time_source == "node":
-            # A node's own times may arrive out of order (late, replayed): move only on a tie.
+        if (rec.time_source != "node" and recent.order
+                and recent.latest - PAST_NEWEST_NS < rec.time_ns <= recent.latest):
+            # The receive time of packets of one read (or a replayed chunk), or just behind
+            # a node time: just past the newest, so they keep their order.
+            rec.time_ns = recent.latest + 1
+        else:
+            # A node's own times may arrive out of order (late, replayed), and a receive
+            # time far behind the newest came after a node time that was ahead (a node
+            # clock corrected for skew): either keeps its time and moves only on a tie.
             while rec.time_ns in recent.times:
                 rec.time_ns += 1
-        elif recent.order and rec.time_ns <= recent.latest:
-            rec.time_ns = recent.latest + 1
         recent.add(rec.time_ns)
 
     @property

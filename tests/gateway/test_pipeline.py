@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from firmware_bridge.frame import encode_frame
 from gateway.clock import ClockMonitor
 from gateway.packet import Packet, Record, Rejection
-from gateway.pipeline.ingest import RECENT_TIMES, Pipeline
+from gateway.pipeline.ingest import PAST_NEWEST_NS, RECENT_TIMES, Pipeline
 from gateway.pipeline.validate import Policy
 from gateway.sources.items import MessageBatch, RawChunk, SourceItem
 from gateway.store.sqlite import QuarantineEntry, Store
@@ -132,24 +132,27 @@ def test_a_nodes_records_never_share_a_timestamp(tmp_path: Path) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 40) | st.integers(0, 10**6)),
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 40) | st.integers(0, 10**6)
+                          | st.integers(0, 5 * 10**9)),
                 max_size=300))
 @example([(False, 1000)] + [(True, i) for i in range(70)] + [(False, 5)])  # max leaves
+@example([(True, 5 * 10**9), (False, 10**9), (False, 10**9), (True, 10**9 + 1)])  # far behind
 def test_distinct_times_match_a_plain_window_of_the_last_64(
     arrivals: list[tuple[bool, int]],
 ) -> None:
     """The kept maximum and tie set give the times that a plain 64-entry window, scanned
-    on every record, gives: node times move only on a tie, others go past the newest."""
+    on every record, gives: node times move only on a tie, others go past the newest when
+    they are less than a second behind it, and move only on a tie when further behind."""
     pipeline = Pipeline.__new__(Pipeline)
     pipeline._recent_times = {}
     window: deque[int] = deque(maxlen=RECENT_TIMES)
     for from_node, t in arrivals:
         expected = t
-        if from_node:
+        if not from_node and window and max(window) - PAST_NEWEST_NS < t <= max(window):
+            expected = max(window) + 1
+        else:
             while expected in window:
                 expected += 1
-        elif window and expected <= max(window):
-            expected = max(window) + 1
         window.append(expected)
         rec = Record(time_ns=t, received_ns=t, site="s", plot="p", node="n1", seq=None,
                      digest=b"", source="t", format="t",
@@ -250,3 +253,24 @@ def test_rejections_with_unstorable_text_are_kept(tmp_path: Path) -> None:
     store.write_batch([], [QuarantineEntry(rej, "mqtt", 1)])
     row = store._db.execute("SELECT detail, node FROM quarantine").fetchone()
     assert row == ("sensor \\ud800 is odd", "n\\udfff")
+
+
+def test_a_receive_time_far_behind_a_node_time_that_was_ahead_keeps_its_time(
+        tmp_path: Path) -> None:
+    """A node clock drifting ahead: +290 s is accepted, +310 s is over the skew limit and
+    takes the receive time (skew_policy receive_time). That receive time must stay the
+    receive time; it was once moved past the node's last (wrong) time, 290 s ahead."""
+    store = Store(tmp_path / "s.db")
+    pipeline = Pipeline(store, Policy(default_site="farm", max_clock_skew_s=300),
+                        clock=ClockMonitor(recheck_s=0))
+    now = time.time_ns() // 10**9 * 10**9
+    pipeline.handle("serial", [Packet("n1", 1, {("temperature_c", "main"): 20.0}, "native",
+                                      b"1", now + 290 * 10**9)], received_ns=now)
+    for k in range(1, 4):
+        received = now + k * 60 * 10**9
+        pipeline.handle("serial", [Packet("n1", 1 + k, {("temperature_c", "main"): 20.0},
+                                          "native", b"k", received + 310 * 10**9)],
+                        received_ns=received)
+    pipeline.commit()
+    rows = store.execute("SELECT time_ns - received_ns, time_source FROM packet ORDER BY seq")
+    assert rows == [(290 * 10**9, "node"), (0, "gateway"), (0, "gateway"), (0, "gateway")]
