@@ -200,6 +200,11 @@ def _reading_key(key: str) -> tuple[str | None, str, str]:
     """``readings`` key -> (canonical quantity, measurement or "" if unknown/derived,
     sensor tag), cached: the same few keys come in every message."""
     hit = _KEYS.get(key)
+    if hit is None and not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:  # JSON can spell one: "\\ud800"
+            return None, _NOT_TEXT, ""
     if hit is None:
         name, sensor = split_key(key)
         quantity = canonical_name(name)
@@ -213,6 +218,7 @@ def _reading_key(key: str) -> tuple[str | None, str, str]:
 
 
 _KEYS: dict[str, tuple[str | None, str, str]] = {}
+_NOT_TEXT: Final = "(not text)"  # _reading_key's measurement for a key that is not text
 
 
 def _reject(reason: str, detail: str, raw: bytes, obj: Any = None) -> Rejection:
@@ -247,27 +253,6 @@ def _parse_json(text: str) -> Any:
     return obj
 
 
-def _lone_surrogate(value: Any) -> bool:
-    """Whether a parsed JSON value holds a string with a lone surrogate anywhere (a key
-    too). Only walked for a line with a ``\\u`` escape or non-ASCII text; iterative, as
-    the nesting may be as deep as the parser allowed."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def _schema_detail(error: ValidationError) -> str:
     parts = []
     for e in error.errors()[:3]:
@@ -299,9 +284,6 @@ def decode_native(line: bytes | str, default_site: str | None = None) -> Packet 
     if not isinstance(obj, dict):
         return _reject(reasons.SCHEMA, f"top level is {type(obj).__name__}, not an object",
                        raw)
-    if (not text.isascii() or "\\u" in text) and _lone_surrogate(obj):
-        return _reject(reasons.SCHEMA, "a key or string holds a lone surrogate (such as "
-                       "\\ud800), which is not Unicode text", raw)
     fast = _fast_uplink(obj)
     if fast is not None:
         node, seq, ts, site, given, values = fast
@@ -317,6 +299,9 @@ def decode_native(line: bytes | str, default_site: str | None = None) -> Packet 
     unknown: list[str] = []
     for key, value in given.items():
         quantity, measurement, sensor = _KEYS.get(key) or _reading_key(key)
+        if measurement == _NOT_TEXT:
+            return _reject(reasons.SCHEMA, f"readings key {key!a} holds a lone surrogate, "
+                           "which is not Unicode text", raw, obj)
         if quantity is None:
             unknown.append(key)
         elif measurement == "device":

@@ -59,12 +59,13 @@ def packet_digest(packet: Packet) -> bytes:
                     for (quantity, sensor), value in sorted(packet.readings.items())])
     if packet.battery_v is not None:
         text += f"battery_v={packet.battery_v!r}"
-    # surrogatepass: the same bytes for any valid text, and no error for a lone surrogate
-    # (validation refuses those, but the digest must not be where a packet crashes).
-    data = packet.node.encode("utf-8", "surrogatepass") + struct.pack(
-        "<qq", -1 if packet.seq is None else packet.seq,
-        -1 if packet.node_time_ns is None else packet.node_time_ns) + text.encode(
-        "utf-8", "surrogatepass")
+    seq_time = struct.pack("<qq", -1 if packet.seq is None else packet.seq,
+                           -1 if packet.node_time_ns is None else packet.node_time_ns)
+    try:
+        data = packet.node.encode() + seq_time + text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: validation refuses it, but not here
+        data = (packet.node.encode("utf-8", "surrogatepass") + seq_time
+                + text.encode("utf-8", "surrogatepass"))
     if packet.node_time_ns is None and packet.seq is None:
         # No identity of its own: two identical readings are still two readings.
         data += packet.raw
@@ -111,7 +112,9 @@ def validate(
             return Outcome(None, [_reject(packet, "auth_failed",
                                           "HMAC tag does not match the node key")])
 
-    if not is_text(packet.node) or (packet.site is not None and not is_text(packet.site)):
+    site = packet.site
+    if not (packet.node.isascii() or is_text(packet.node)) or (
+            site is not None and not (site.isascii() or is_text(site))):
         return Outcome(None, [_reject(packet, "bad_text", "node or site name is not valid "
                                       f"Unicode text: {packet.node!a}, "
                                       f"{packet.site!a}")])

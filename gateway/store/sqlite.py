@@ -44,6 +44,9 @@ SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_S = 5.0  # a writer waits this long for another, then "database is locked"
 DATA_TABLES: Final = ("reading", "device")  # rows of accepted packets (packet_id)
 OUTBOX_TABLES: Final = ("reading", "device", "alert")  # what sinks deliver
+# Tables that lose rows to retention and the size bound, read by cursors: their ids are
+# kept from going back (Store._keep_id_floors). Alerts are never deleted.
+FLOORED_TABLES: Final = ("reading", "device", "quarantine")
 
 _PACKET_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS packet (
@@ -67,7 +70,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """ + _PACKET_TABLE + """;
 CREATE UNIQUE INDEX IF NOT EXISTS packet_dedup ON packet (node, ifnull(seq, -1), digest);
 CREATE TABLE IF NOT EXISTS reading (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     packet_id INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
@@ -77,7 +80,7 @@ CREATE TABLE IF NOT EXISTS reading (
 );
 CREATE INDEX IF NOT EXISTS reading_time ON reading (time_ns);
 CREATE TABLE IF NOT EXISTS device (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     packet_id INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
@@ -102,7 +105,7 @@ CREATE TABLE IF NOT EXISTS sink_cursor (
     PRIMARY KEY (sink, tbl)
 );
 CREATE TABLE IF NOT EXISTS alert (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     time_ns INTEGER NOT NULL,
     site TEXT NOT NULL,
     plot TEXT NOT NULL,
@@ -258,7 +261,6 @@ class Store:
 
     def _migrate(self) -> None:
         self._drop_random_dedup_index()
-        self._never_reuse_outbox_ids()
         # Idempotent; executescript commits itself.
         self._db.executescript(_BASE_SCHEMA + COUNTER_STATE_SCHEMA)
         with self._tx():
@@ -271,44 +273,46 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            self._seed_id_floors()
 
-    def _never_reuse_outbox_ids(self) -> None:
-        """Stores made before outbox ids were ``AUTOINCREMENT``: rebuild those tables with
-        it (once; ids kept), their id sequence starting past every consumer's cursor.
+    def _seed_id_floors(self) -> None:
+        """Stores where ids had already been handed out again behind a cursor (before the
+        floors below existed): new rows continue past the highest cursor."""
+        for table in FLOORED_TABLES:
+            cursor = self._db.execute("SELECT max(last_id) FROM sink_cursor WHERE tbl = ?",
+                                      (table,)).fetchone()[0]
+            if cursor is not None and cursor > self._top_id(table):
+                self._raise_id_floor(table, int(cursor))
 
-        Without it SQLite numbers a new row after the largest id *still there*: once
-        retention or ``drop_oldest`` had deleted the newest rows (a gateway off for longer
-        than ``retention_days``), new rows took ids at or below the sinks' and the rules'
-        cursors, and were never delivered, with a backlog of 0.
+    def _top_id(self, table: str) -> int:
+        return int(self._db.execute(f"SELECT ifnull(max(id), 0) FROM {table}").fetchone()[0])
+
+    def _id_floor(self, table: str) -> int:
+        """New rows of ``table`` get ids above this (0: no floor)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?",
+                               (f"id_floor.{table}",)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _raise_id_floor(self, table: str, top: int) -> None:
+        if top > self._id_floor(table):
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             (f"id_floor.{table}", str(top)))
+
+    def _top_ids(self) -> dict[str, int]:
+        return {table: self._top_id(table) for table in FLOORED_TABLES}
+
+    def _keep_id_floors(self, before: dict[str, int]) -> None:
+        """After a deletion: where the newest rows went, keep their ids as a floor.
+
+        SQLite numbers a new row after the largest id *still in the table*, so once
+        retention or ``drop_oldest`` had deleted the newest rows (a gateway switched off for
+        longer than ``retention_days``), new rows took ids at or behind the sinks' and the
+        rules' cursors and were never delivered, with a backlog of 0. (``AUTOINCREMENT``
+        does the same, for 3,500 more instructions per row.)
         """
-        for table in OUTBOX_TABLES:
-            row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"
-                                   " AND name = ?", (table,)).fetchone()
-            if row is None or "AUTOINCREMENT" in row[0].upper():
-                continue
-            log.info("store %s: rebuilding table %s so that its ids are never reused (once)",
-                     self.path, table)
-            create = row[0].replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARY KEY "
-                                    "AUTOINCREMENT", 1)
-            with self._tx():
-                # Indexes go with the old table; the base schema makes them again.
-                self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_autoincrement")
-                self._db.execute(create)
-                self._db.execute(f"INSERT INTO {table} SELECT * FROM "
-                                 f"{table}_before_autoincrement")
-                self._db.execute(f"DROP TABLE {table}_before_autoincrement")
-                cursors = (self._db.execute("SELECT max(last_id) FROM sink_cursor WHERE tbl = ?",
-                                            (table,)).fetchone()[0]
-                           if self._has_table("sink_cursor") else None)
-                top = max(int(self._db.execute(f"SELECT ifnull(max(id), 0) FROM {table}")
-                              .fetchone()[0]), int(cursors or 0))
-                self._db.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
-                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
-                                 (table, top))
-
-    def _has_table(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = ?", (name,)).fetchone() is not None
+        for table, top in before.items():
+            if top and self._top_id(table) < top:
+                self._raise_id_floor(table, top)
 
     def _drop_random_dedup_index(self) -> None:
         """Stores made before ``packet_dedup`` kept uniqueness as ``UNIQUE (node, digest)``
@@ -496,18 +500,26 @@ class Store:
         each; return them with their ids.
 
         Only the pipeline appends to ``reading`` and ``device``, inside its write
-        transaction, and SQLite numbers new rows after the largest id it ever gave out
-        (``AUTOINCREMENT``: never reused, also once the newest rows were deleted), so ids
-        follow one another from there. Checked: if the ids are not what was expected,
+        transaction, and SQLite numbers new rows after the largest id, so ids follow one
+        another from there (from the table's id floor, if deletions left one: the first
+        row is numbered explicitly). Checked: if the ids are not what was expected,
         nothing is returned (the sinks then read the rows back from the store).
         """
         db = self._db
-        last = int(db.execute("SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = ?),"
-                              " 0)", (table,)).fetchone()[0])
+        last = self._top_id(table)
+        floor = self._id_floor(table)
+        numbered = floor > last  # the first row is inserted with its id, past the floor
+        if numbered:
+            last = floor
         first, appended = last + 1, []
         columns = self._columns_cache
         for cols, rows in groups.items():
-            db.executemany(self._insert_sql(table, cols), rows)
+            if numbered:
+                db.execute(self._insert_sql(table, cols, with_id=True), (first, *rows[0]))
+                db.executemany(self._insert_sql(table, cols), rows[1:])
+                numbered = False
+            else:
+                db.executemany(self._insert_sql(table, cols), rows)
             full = columns.get((table, cols))
             if full is None:
                 full = columns[(table, cols)] = (*_TAG_COLUMNS[table], *cols)
@@ -517,26 +529,33 @@ class Store:
             return []
         return appended
 
-    def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
+    def _insert_sql(self, table: str, cols: tuple[str, ...], *, with_id: bool = False) -> str:
         key = (table, cols)
-        sql = self._sql_cache.get(key)
+        sql = self._sql_cache.get(key) if not with_id else None
         if sql is None:
-            tags = ", ".join(_TAG_COLUMNS[table])
+            tags = ", ".join(("id", *_TAG_COLUMNS[table]) if with_id else _TAG_COLUMNS[table])
             names = "".join(f', "{c}"' for c in cols)
-            marks = ",?" * (len(_TAG_COLUMNS[table]) + len(cols))
+            marks = ",?" * (len(_TAG_COLUMNS[table]) + len(cols) + with_id)
             sql = f"INSERT INTO {table} ({tags}{names}) VALUES ({marks[1:]})"
-            self._sql_cache[key] = sql
+            if not with_id:
+                self._sql_cache[key] = sql
         return sql
 
     def _insert_quarantine(self, quarantine: Sequence[QuarantineEntry]) -> None:
-        self._db.executemany(
-            "INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
-            " seq, raw) VALUES (?,?,?,?,?,?,?,?)",
-            [(q.received_ns, q.source, q.rejection.format, q.rejection.reason,
-              _storable(q.rejection.detail), _storable(q.rejection.node), q.rejection.seq,
-              bytes(q.rejection.raw))
-             for q in quarantine],
-        )
+        if not quarantine:
+            return
+        rows = [(q.received_ns, q.source, q.rejection.format, q.rejection.reason,
+                 _storable(q.rejection.detail), _storable(q.rejection.node), q.rejection.seq,
+                 bytes(q.rejection.raw))
+                for q in quarantine]
+        sql = ("INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
+               " seq, raw) VALUES (?,?,?,?,?,?,?,?)")
+        floor = self._id_floor("quarantine")
+        if floor > self._top_id("quarantine"):  # numbered past the floor: see _keep_id_floors
+            self._db.execute(sql.replace("(received_ns", "(id, received_ns").replace(
+                "VALUES (", "VALUES (?,"), (floor + 1, *rows[0]))
+            rows = rows[1:]
+        self._db.executemany(sql, rows)
 
     def _add_counters(self, counts: dict[str, int]) -> None:
         self._db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])
@@ -655,14 +674,17 @@ class Store:
 
     def _delete_quarantine(self, where: str, params: tuple[Any, ...]) -> int:
         with self._lock, self._tx():
-            return int(self._db.execute(f"DELETE FROM quarantine WHERE {where}", params)
-                       .rowcount)
+            before = self._top_ids()
+            n = int(self._db.execute(f"DELETE FROM quarantine WHERE {where}", params).rowcount)
+            self._keep_id_floors(before)
+            return n
 
     def _delete_packets(self, where: str, params: tuple[Any, ...]) -> int:
         with self._lock, self._tx():
             ids = [r[0] for r in self._db.execute(f"SELECT id FROM packet WHERE {where}", params)]
             if not ids:
                 return 0
+            before = self._top_ids()
             lo, hi = min(ids), max(ids)
             for table in DATA_TABLES:
                 self._db.execute(
@@ -671,6 +693,7 @@ class Store:
                     (lo, hi, *params),
                 )
             self._db.execute(f"DELETE FROM packet WHERE {where}", params)
+            self._keep_id_floors(before)
             return len(ids)
 
     # ---------------------------------------------------------------- outbox
