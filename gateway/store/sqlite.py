@@ -69,6 +69,7 @@ _BASE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """ + _PACKET_TABLE + """;
 CREATE UNIQUE INDEX IF NOT EXISTS packet_dedup ON packet (node, ifnull(seq, -1), digest);
+CREATE INDEX IF NOT EXISTS packet_held ON packet (id) WHERE time_source = 'held';
 CREATE TABLE IF NOT EXISTS reading (
     id INTEGER PRIMARY KEY,
     packet_id INTEGER NOT NULL,
@@ -576,6 +577,23 @@ class Store:
                 )
             )
 
+    def first_held_row(self, table: str, after_id: int, boot_id: str) -> int | None:
+        """The id of the first row of ``table`` after ``after_id`` that a sink must not
+        deliver yet: of a packet held in this boot (its time is provisional and will be
+        re-anchored in place, under the same ids, once the clock is trusted), or of a
+        packet committed after one. None when there is none. Rows held in an earlier boot
+        can never be re-anchored and are not held back."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT min(id) FROM packet WHERE time_source = 'held' AND boot_id = ?",
+                (boot_id,)).fetchone()
+            if row[0] is None:
+                return None
+            found = self._db.execute(
+                f"SELECT id FROM {table} WHERE id > ? AND packet_id >= ? ORDER BY id LIMIT 1",
+                (after_id, row[0])).fetchone()
+        return None if found is None else int(found[0])
+
     def set_packet_times(self, updates: Iterable[tuple[int, int, str]]) -> int:
         """Re-anchor packets: (packet id, new time_ns, new time_source)."""
         n = 0
@@ -751,16 +769,18 @@ class Store:
 
     @contextmanager
     def outbox_cursor(
-        self, table: str, last_id: int, limit: int
+        self, table: str, last_id: int, limit: int, before_id: int | None = None
     ) -> Iterator[tuple[list[str], Iterable[tuple[Any, ...]]]]:
-        """(column names, rows) of one outbox table after a consumer's cursor, oldest
-        first, as an open cursor: rows are read as they are used (the sinks' hot path).
-        Holds this connection's lock (and a read snapshot) until the block ends."""
+        """(column names, rows) of one outbox table after a consumer's cursor (and before
+        ``before_id``), oldest first, as an open cursor: rows are read as they are used
+        (the sinks' hot path). Holds this connection's lock (and a read snapshot) until the
+        block ends."""
         if table not in OUTBOX_TABLES and table != "quarantine":
             raise ValueError(table)
         with self._lock:
             cur = self._db.execute(
-                f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+                f"SELECT * FROM {table} WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+                (last_id, 2**63 - 1 if before_id is None else before_id, limit)
             )
             try:
                 yield [d[0] for d in cur.description], cur

@@ -195,7 +195,8 @@ def test_store_made_with_the_table_constraint_is_rebuilt_with_the_dedup_index(
                          " ORDER BY id") == [(7, "n1", 1, b"n1:1", None, None),
                                              (9, "n1", None, b"noseq", "boot", 42)]
     assert store.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'packet'"
-                         " AND type = 'index'") == [("packet_dedup",)]
+                         " AND type = 'index' ORDER BY name") == [("packet_dedup",),
+                                                                  ("packet_held",)]
     noseq = record(digest=b"noseq")
     noseq.seq = None
     result = store.write_batch([record(seq=1), noseq, record(seq=2)])
@@ -311,3 +312,21 @@ def test_retention_covers_quarantine_and_is_counted_even_when_the_store_is_full(
     counters = store.counters()
     assert counters["store.retention_deleted"] == 10
     assert counters["store.retention_quarantine_deleted"] == 5
+
+
+def test_rows_of_packets_held_in_this_boot_are_found_for_the_sinks_to_wait(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.write_batch([record(seq=1)])
+    held = record(seq=2)
+    held.time_source = "held"
+    store.write_batch([held], boot_id="boot-a", monotonic_ns={id(held): 5})
+    store.write_batch([record(seq=3)])
+    first = store.execute("SELECT min(id) FROM reading WHERE packet_id = 2")[0][0]
+    assert store.first_held_row("reading", 0, "boot-a") == first
+    assert store.first_held_row("device", 0, "boot-a") == 2
+    assert store.first_held_row("reading", 0, "boot-b") is None  # never to be re-anchored
+    with store.outbox_cursor("reading", 0, 100, before_id=first) as (_cols, rows):
+        assert len(list(rows)) == first - 1
+    store.set_packet_times([(2, 1_780_000_000 * 10**9, "reanchored")])
+    assert store.first_held_row("reading", 0, "boot-a") is None
