@@ -293,6 +293,9 @@ class Pipeline:
             # they arrive, or a re-anchoring between their arrival and their commit would
             # clear it and leave them held.
             self._had_held = True
+            # Nor are they handed to the sinks: their times are provisional, and a sink
+            # waits for them in the store until they are re-anchored (Store.first_held_row).
+            result.appended = []
         for name, n in pending.counters.items():
             self.totals[name] = self.totals.get(name, 0) + n
         for name, n in (("stored", result.stored), ("duplicates", result.duplicates)):

@@ -28,8 +28,9 @@ class              from                    what happens
                                            raw = their line), the rest written
 ``too_large``      413                     batch split; a single point refused is quarantined
 ``throttled``      429, 503                wait, at least the server's ``Retry-After``
-``server``         other 5xx               exponential backoff with jitter, capped
-``network``        refused, reset, timeout exponential backoff with jitter, capped
+``server``         other 5xx, 425          exponential backoff with jitter, capped
+``network``        refused, reset,         exponential backoff with jitter, capped
+                   timeout, 408
 ``auth``           401, 403                error log naming the config key, long wait
 ``not_found``      404                     error log naming the config key, long wait
 ``client``         other 4xx               error log, long wait (data kept)
@@ -56,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
+from gateway.clock import boot_id
 from gateway.packet import Rejection
 from gateway.sinks.handoff import Handoff
 from gateway.sinks.lifecycle import stop_worker
@@ -121,6 +123,10 @@ def classify(status: int) -> FailureClass | None:
         return FailureClass.AUTH
     if status == 404:
         return FailureClass.NOT_FOUND
+    if status == 408:  # the server gave up waiting for the request body: a slow link
+        return FailureClass.NETWORK
+    if status == 425:  # "Too Early" (TLS early data): the same request later succeeds
+        return FailureClass.SERVER
     if 400 <= status < 500:
         return FailureClass.CLIENT
     return FailureClass.SERVER
@@ -406,6 +412,7 @@ class InfluxSink:
         # continues the cursor, else read from the store (gateway/sinks/handoff.py). Woken
         # at half a batch; room for two batches, so that commits during a write are kept
         # (with one batch of room a 50,000-message burst read 40 % of its rows back).
+        self._boot_id = boot_id()
         self._handoff = Handoff(DATA_TABLES, limit_rows=2 * cfg.batch_size,
                                 wake_rows=max(1, cfg.batch_size // 2))
         # rows encoded, by where they were read (a retried batch counts again)
@@ -490,8 +497,12 @@ class InfluxSink:
                 break  # stopping: the batch in flight is done, the rest waits in the outbox
             cursor = self._store.cursor(self.name, table)
             batch = _Batch(now=self._clock_ns())
+            # Rows of packets held in this boot (provisional times, re-anchored in place
+            # once the clock is trusted) and all after them wait in the store.
+            held = (self._store.first_held_row(table, cursor, self._boot_id)
+                    if table in DATA_TABLES and self._boot_id is not None else None)
             offered = self._handoff.take(table, cursor, self.cfg.batch_size) if (
-                table in DATA_TABLES) else []
+                table in DATA_TABLES and held is None) else []
             if offered:
                 self._encode_rows(batch, table, [(c.columns, c.rows, c.first_id)
                                                  for c in offered])
@@ -499,8 +510,8 @@ class InfluxSink:
             else:
                 # Rows are encoded as SQLite hands them out: the batch is held as line
                 # protocol only, not also as row tuples (5,000 rows of ~20 columns: 5 MB).
-                with self._store.outbox_cursor(table, cursor, self.cfg.batch_size) as (
-                        columns, rows):
+                with self._store.outbox_cursor(table, cursor, self.cfg.batch_size,
+                                               before_id=held) as (columns, rows):
                     self._encode_rows(batch, table, [(columns, rows, None)])
                 self.rows_from["store"] += batch.rows
             if not batch.rows:
