@@ -24,6 +24,14 @@ value, a control character (newline, CR, tab...), a backslash before one of the 
 characters, before another backslash (VictoriaMetrics reads ``\\\\`` as one, InfluxDB as
 two) or at the end (``a\\``), a measurement starting with ``#`` (a comment line).
 NaN and infinities are refused too (line protocol has no spelling for them).
+
+String field values (an alert's ``state`` and ``message``) get ``"`` and ``\\`` escaped,
+and are the one place where text is altered rather than refused: each run of control
+characters (newline, CR, tab, ... U+0000-U+001F and U+007F) becomes one space, and a run
+at the start or end is dropped (``"soil is dry\\n"``, as a YAML block scalar ends, is
+written ``"soil is dry"``). InfluxDB 1.x reads a newline inside a quoted string back, but
+VictoriaMetrics splits lines at every newline first, answers 2xx and silently drops the
+point; an alert is worth more than the exact whitespace of its message.
 """
 
 from __future__ import annotations
@@ -54,7 +62,9 @@ STRING_FIELDS: Final = frozenset({"state", "message"})
 _MEASUREMENT_ESCAPES: Final = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _BAD_MEASUREMENT_BACKSLASH: Final = re.compile(r"\\([, \\]|$)")
+_CONTROL_CHARS: Final = "".join(map(chr, range(0x20))) + "\x7f"
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RUN: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _BAD_BACKSLASH: Final = re.compile(r"\\([,= \\]|$)")
 
 FieldValue = float | int | bool | str
@@ -99,6 +109,8 @@ def format_field(value: FieldValue) -> str:
             raise LineProtocolError(f"field value {value!r} is not finite")
         return repr(value)
     if isinstance(value, str):
+        if _CONTROL.search(value):  # see the module doc: no server may see a line break
+            value = _CONTROL_RUN.sub(" ", value.strip(_CONTROL_CHARS))
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise LineProtocolError(f"field value {value!r} of type {type(value).__name__}")
 

@@ -11,6 +11,7 @@ import email.utils
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,12 @@ class Backoff:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent.
+
+    An HTTP date is always UTC (RFC 9110 §5.6.7), in any of its three forms; the obsolete
+    asctime form (``Sun Nov  6 08:49:37 1994``) names no zone, so it is read as UTC, not
+    in the gateway's local time zone.
+    """
     if value is None or not value.strip():
         return None
     value = value.strip()
@@ -45,6 +51,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # asctime form: parsedate_to_datetime leaves it naive
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 

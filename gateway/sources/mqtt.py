@@ -51,7 +51,8 @@ either); a refusal that only a change
 of configuration can fix (bad credentials, not authorised, untrusted TLS certificate,
 banned, session taken over) after ``refused_s`` (60 s). Each delay is drawn between half
 and all of its nominal value. An outage is logged once (again if its reason changes), a
-refusal as an ERROR naming the config key to fix.
+refusal as an ERROR naming the config key to fix. :class:`Reconnects` holds that policy;
+the alert publisher (gateway/sinks/mqtt_alerts.py) reconnects by it too.
 
 **Gateway status.** On connect, ``{"state": "online", ...}`` is published retained at
 ``satoyama/<site>/gateway/<gateway_id>/status``; the will (sent by the broker if we vanish)
@@ -132,6 +133,7 @@ _REFUSAL_HINTS = {
     _SESSION_TAKEN_OVER: "another process connected with the same client id; every gateway "
     "needs its own gateway_id (or sources.mqtt.client_id)",
 }
+_SAME_CLIENT_ID_HINT = "each gateway needs its own gateway_id or sources.mqtt.client_id"
 
 
 def _package_version() -> str:
@@ -160,6 +162,46 @@ class Backoff:
         # "Equal jitter": never less than half the nominal delay (no hammering), and
         # gateways cut off by the same broker restart come back spread over the other half.
         return nominal * (0.5 + 0.5 * rand())
+
+
+class Reconnects:
+    """When an MQTT client of the gateway tries again, and whether it says so.
+
+    The one reconnect policy of this source and the alert publisher
+    (gateway/sinks/mqtt_alerts.py): delays from :class:`Backoff`; an outage lasts until a
+    connection has held for :data:`STABLE_AFTER_S`, so a broker that accepts and then
+    drops the client (another process with its client id) does not reset the backoff, and
+    within one outage each reason is reported once, not on every retry.
+    """
+
+    def __init__(self, backoff: Backoff, rand: Callable[[], float] = random.random) -> None:
+        self.backoff = backoff
+        self._rand = rand
+        self.failures = 0  # consecutive, since the last stable connection
+        self._reported: set[Hashable] = set()
+
+    def connection_ended(self, lasted_s: float) -> bool:
+        """A connection that had been accepted ended after ``lasted_s``: whether it was
+        stable (then the outage starting now is a new one)."""
+        stable = lasted_s >= STABLE_AFTER_S
+        if stable:
+            self.failures = 0
+            self._reported.clear()
+        return stable
+
+    def next_delay(self, *, refused: bool = False) -> float:
+        """The wait before the next attempt after one more failure."""
+        delay = self.backoff.delay(self.failures, refused=refused, rand=self._rand)
+        self.failures += 1
+        return delay
+
+    def first_report(self, key: Hashable) -> bool:
+        """True the first time ``key`` (a reason, or what makes two reasons the same) comes
+        up in the current outage: log it then, not on every retry."""
+        if key in self._reported:
+            return False
+        self._reported.add(key)
+        return True
 
 
 @dataclass(frozen=True)
@@ -236,6 +278,23 @@ def describe_refusal(code: ReasonCode | int, *, connack: bool) -> tuple[str, boo
     if hint is None:
         return f"broker {what}: {name} ({value})", False
     return f"broker {what}: {name} ({value}); {hint}", True
+
+
+def describe_disconnect(code: ReasonCode, lasted_s: float, client_id: str
+                        ) -> tuple[str, bool]:
+    """(message for people, whether only a config change can fix it) for a connection the
+    broker ended after accepting it, ``lasted_s`` later.
+
+    A DISCONNECT 142 *Session taken over* names the cause; Mosquitto 2.0 sends none and
+    just closes the older connection, so a short-lived one gets the same hint.
+    """
+    if code.value == _SESSION_TAKEN_OVER:
+        return describe_refusal(code, connack=False)
+    detail = f"connection lost: {code.getName()}"
+    if lasted_s < STABLE_AFTER_S:
+        detail += (f" after {lasted_s:.1f} s (if this repeats: another process connecting "
+                   f"as {client_id!r}? {_SAME_CLIENT_ID_HINT})")
+    return detail, False
 
 
 class MqttSource(QueueFeeder):
@@ -440,35 +499,29 @@ class MqttSource(QueueFeeder):
         return "the broker closed the connection before accepting it", False
 
     def _run(self) -> None:
-        failures = 0
-        reported: str | None = None  # the reason already logged for the current outage
+        reconnects = Reconnects(self.backoff, self._rand)
         while not self._draining():
             self.connect_attempts += 1
             problem = self._session()
             if self._closing():
                 break
-            if self._up is not None:  # the connection was up: a new outage starts
+            if self._up is not None:  # the connection was up
                 self._up = None
-                reported = None
-                if time.monotonic() - self._up_since >= STABLE_AFTER_S:
-                    failures = 0
+                reconnects.connection_ended(time.monotonic() - self._up_since)
             if problem is None:  # lost: on_disconnect logged it and put "disconnected"
-                self._sleep(self.backoff.delay(failures, refused=False, rand=self._rand))
-                failures += 1
+                self._sleep(reconnects.next_delay())
                 continue
             reason, refused = problem
             self.last_error = reason
             self.refusals += refused
-            delay = self.backoff.delay(failures, refused=refused, rand=self._rand)
-            if reason != reported:
+            delay = reconnects.next_delay(refused=refused)
+            if reconnects.first_report(reason):
                 logger.log(logging.ERROR if refused else logging.WARNING,
                            "mqtt source %s: %s; retrying in %.1f s", self.name, reason, delay)
-                reported = reason
                 self._put(SourceEvent(self.name, "error", reason))
             else:
                 logger.debug("mqtt source %s: %s; retrying in %.1f s", self.name, reason, delay)
             self._sleep(delay)
-            failures += 1
         self._connected = False
         logger.debug("mqtt source %s: stopped", self.name)
 
@@ -514,16 +567,11 @@ class MqttSource(QueueFeeder):
                 was_connected, self._connected = self._connected, False
             if self._closing() or not was_connected:
                 return
-            if reason_code.value == _SESSION_TAKEN_OVER:
-                self._refusal = describe_refusal(reason_code, connack=False)
-                detail = self._refusal[0]
+            detail, refused = describe_disconnect(
+                reason_code, time.monotonic() - self._up_since, self.client_id)
+            if refused:  # session taken over: _run waits the refused interval
+                self._refusal = detail, refused
             else:
-                detail = f"connection lost: {reason_code.getName()}"
-                lasted = time.monotonic() - self._up_since
-                if lasted < STABLE_AFTER_S:
-                    detail += (f" after {lasted:.1f} s (if this repeats: another process "
-                               f"connecting as {self.client_id!r}? each gateway needs its own "
-                               "gateway_id or sources.mqtt.client_id)")
                 self.last_error = detail
             logger.warning("mqtt source %s: %s", self.name, detail)
             self._flush()  # what was read before the link went down goes first
@@ -738,7 +786,7 @@ def _parse_qos1_publish(buf: bytes, pos: int, end: int) -> tuple[int, str, int, 
     return i + length, topic, mid, payload
 
 
-class _PahoNoise(logging.Filter):
+class PahoNoise(logging.Filter):
     """paho 2.2 runs its loop once more after a clean DISCONNECT and logs that at ERROR."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -746,4 +794,4 @@ class _PahoNoise(logging.Filter):
 
 
 _paho_log = logging.getLogger(__name__ + ".paho")
-_paho_log.addFilter(_PahoNoise())
+_paho_log.addFilter(PahoNoise())

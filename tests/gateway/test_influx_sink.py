@@ -19,6 +19,7 @@ from gateway.config.models import InfluxDBSinkConfig
 from gateway.sinks.influxdb import FailureClass, InfluxSink, WriteError
 from gateway.sinks.line_protocol import row_to_line
 from gateway.store.sqlite import Store
+from rules.alert import AlertEvent, AlertText
 
 
 def drain(s: InfluxSink) -> None:
@@ -161,6 +162,50 @@ def test_self_metrics_point_carries_counters_and_backlog(
     assert (point["backlog_reading"], point["backlog_device"]) == (15, 5)
     assert 0 <= point["backlog_age_s"] < 60
     s.stop()
+
+
+def _alert(node: str, summary: str, t: int) -> AlertEvent:
+    return AlertEvent(
+        time_ns=t, rule="soil_dry", severity="warning", state="firing", previous="pending",
+        site="farm", plot="east", node=node, sensor="soil_10cm", value=12.5, since_ns=t,
+        text={"en": AlertText(summary)},
+    )
+
+
+# A rendered YAML block scalar ends in a newline; a multi-line one holds more.
+MULTILINE = {"a1": "soil is dry\n", "a2": "line one\r\nline two\n", "a3": "plain"}
+
+
+def test_alert_messages_with_line_breaks_reach_victoria_metrics(
+    tmp_path: Path, vm: VictoriaMetrics
+) -> None:
+    """VictoriaMetrics splits a body at every newline, also inside a quoted string field,
+    answers 204 and drops the point: no line break may reach it."""
+    store = Store(tmp_path / "s.db")
+    store.rules_step("rules", {}, {}, [_alert(node, text, T0 + i * 10**9)
+                                       for i, (node, text) in enumerate(MULTILINE.items())])
+    s = sink(store.path, v2_config(vm.url), name="vm_alerts")
+    drain(s)
+    s.stop()
+    wait_for(lambda: len(vm.export('alert_value{rule="soil_dry"}')) == len(MULTILINE), 10,
+             "every alert point in VictoriaMetrics")
+    assert sorted(e["metric"]["node"] for e in vm.export('alert_value{rule="soil_dry"}')) == [
+        "a1", "a2", "a3"]
+    assert Store(store.path).counters()["sink.vm_alerts.written"] == len(MULTILINE)
+
+
+def test_alert_messages_with_line_breaks_arrive_as_one_line_in_influxdb(
+    tmp_path: Path, influx: InfluxDB1, database: str
+) -> None:
+    store = Store(tmp_path / "s.db")
+    store.rules_step("rules", {}, {}, [_alert(node, text, T0 + i * 10**9)
+                                       for i, (node, text) in enumerate(MULTILINE.items())])
+    s = sink(store.path, v1_config(influx, database))
+    drain(s)
+    s.stop()
+    series = influx.series('SELECT message FROM alert GROUP BY node', database)
+    assert {x["tags"]["node"]: x["values"][0][1] for x in series} == {
+        "a1": "soil is dry", "a2": "line one line two", "a3": "plain"}
 
 
 # --------------------------------------------------------------------------- failures

@@ -16,6 +16,7 @@ from outbox_data import make_records, sink
 
 from gateway.config.models import InfluxDBSinkConfig
 from gateway.sinks.influxdb import FailureClass, V1Writer, WriteError, classify
+from gateway.sinks.retry import Backoff, RetryPolicy
 from gateway.store.sqlite import Store
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -85,7 +86,8 @@ def configs(url: str, **over: Any) -> list[InfluxDBSinkConfig]:
      (413, FailureClass.TOO_LARGE), (429, FailureClass.THROTTLED),
      (503, FailureClass.THROTTLED), (500, FailureClass.SERVER), (502, FailureClass.SERVER),
      (401, FailureClass.AUTH), (403, FailureClass.AUTH), (404, FailureClass.NOT_FOUND),
-     (405, FailureClass.CLIENT)],
+     (405, FailureClass.CLIENT), (408, FailureClass.NETWORK), (425, FailureClass.SERVER),
+     (409, FailureClass.CLIENT)],
 )
 def test_status_classes(status: int, failure: FailureClass | None) -> None:
     assert classify(status) == failure
@@ -169,6 +171,36 @@ def test_server_errors_back_off_and_keep_the_batch(
     assert [len(r[3]) for r in server.requests[:6]] == [6, 6, 6, 6, 6, 3]
     assert store.counters()["sink.influxdb.write_errors.server"] == 4
     assert len([x for x in server.stored if not x.startswith(b"gateway,")]) == 9
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+@pytest.mark.parametrize(("status", "failure"), [(408, FailureClass.NETWORK),
+                                                 (425, FailureClass.SERVER)])
+def test_request_timeout_and_too_early_are_retried_soon_not_left_for_a_person(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux], caplog: pytest.LogCaptureFixture,
+    api: str, status: int, failure: FailureClass,
+) -> None:
+    """408 (the server gave up waiting for our request: a slow uplink) and 425 succeed when
+    sent again: the fast transient backoff, not the minutes a config error waits."""
+    answers = iter([(status, {}, b""), (status, {}, b"")])
+    server = scripted(lambda lines: next(answers, (204, {}, b"")))
+    store = Store(tmp_path / "s.db")
+    store.write_batch(make_records(2))
+    cfg = next(c for c in configs(server.url, flush_interval_s=0.05) if c.api == api)
+    quick = Backoff(initial_s=0.05, max_s=0.2)
+    s = sink(store.path, cfg, retry=RetryPolicy(
+        transient=quick, throttled=quick, config=Backoff(initial_s=60.0, max_s=300.0)))
+    with pytest.raises(WriteError) as err:
+        s.flush_once()
+    assert (err.value.failure, err.value.status) == (failure, status)
+    s._failed(err.value)
+    s.start()
+    wait_for(lambda: not any(store.backlog("influxdb").values()), 5, "delivered")
+    s.stop()
+    counters = store.counters()
+    assert counters[f"sink.influxdb.write_errors.{failure}"] == 2
+    assert counters["sink.influxdb.written"] == 6
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # nothing to fix
 
 
 def test_auth_failure_names_the_config_key_and_never_the_token(

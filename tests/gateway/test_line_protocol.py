@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -84,10 +87,31 @@ def test_measurement_cannot_start_a_comment() -> None:
         (42, "42i"),
         (True, "true"),
         ('say "hi" \\o/', '"say \\"hi\\" \\\\o/"'),
+        # Control characters in strings: each run one space, none at the ends (no server
+        # may see a line break inside a line; VictoriaMetrics drops such a point).
+        ("soil is dry\n", '"soil is dry"'),
+        ("line one\nline two\n", '"line one line two"'),
+        ("crlf\r\nend", '"crlf end"'),
+        ("cr\ronly", '"cr only"'),
+        ("\ttab\x00nul\x7fdel\x1b", '"tab nul del"'),
+        ("keeps  spaces ", '"keeps  spaces "'),
+        ("\n", '""'),
     ],
 )
 def test_field_values(value: Any, text: str) -> None:
     assert format_field(value) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8")))
+def test_string_field_is_one_quoted_token_without_control_characters(text: str) -> None:
+    written = format_field(text)
+    assert written[0] == written[-1] == '"'
+    assert not any(c < " " or c == "\x7f" for c in written)
+    inner = written[1:-1]
+    assert '"' not in re.sub(r"\\.", "", inner)  # every quote escaped
+    if not any(c < " " or c == "\x7f" for c in text):
+        assert re.sub(r"\\(.)", r"\1", inner) == text  # unaltered, just escaped
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -171,6 +195,34 @@ def test_retry_after_is_a_lower_bound_up_to_its_cap() -> None:
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     now = 1445412480.0  # 2015-10-21 07:28:00 UTC
     assert parse_retry_after(header, now=now) == seconds
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set the process's local time zone (TZ + tzset), restored afterwards."""
+    def use(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield use
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York", "UTC"])
+@pytest.mark.parametrize(
+    "header",
+    # RFC 9110 §5.6.7: a recipient must accept all three forms, each meaning UTC.
+    ["Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+     "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+     "Sun Nov  6 08:49:37 1994"],  # obsolete asctime: no zone written, still UTC
+)
+def test_retry_after_http_dates_are_utc_whatever_the_local_zone(
+    local_zone: Callable[[str], None], zone: str, header: str
+) -> None:
+    local_zone(zone)
+    now = 784111747.0  # 1994-11-06 08:49:07 UTC
+    assert parse_retry_after(header, now=now) == 30.0
 
 
 def test_default_policy_waits_long_for_config_errors() -> None:
