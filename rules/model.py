@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
-from datetime import time
+from datetime import date, time
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -182,6 +182,17 @@ class Gdd(_Section):
     above: Value = Field(description="Fires once the season's sum reaches this (°C·d).")
     season_start: str = Field(default="04-01", pattern=r"^\d\d-\d\d$",
                               description="MM-DD the sum restarts from, each year.")
+
+    @model_validator(mode="after")
+    def _season_start_is_a_date(self) -> Gdd:
+        month, day = (int(x) for x in self.season_start.split("-"))
+        try:
+            date(2025, month, day)  # a common year: 02-29 would not come every year
+        except ValueError:
+            raise config_error(
+                f"{self.season_start!r} is not a day that comes every year",
+                "write MM-DD, e.g. 04-01; not 02-29", fields=("season_start",)) from None
+        return self
 
 
 class Expr(_Section):
