@@ -28,6 +28,9 @@ def parse_duration(value: object) -> float:
     return float(sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
 
 
+_JA_UNITS: Final = {"d": "日", "h": "時間", "m": "分", "s": "秒"}
+
+
 def format_duration(seconds: float) -> str:
     """``10800`` -> ``3h``; ``5400`` -> ``1h30m``: the inverse of :func:`parse_duration`."""
     s = round(seconds)
@@ -39,3 +42,12 @@ def format_duration(seconds: float) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def say_duration(seconds: float, language: str) -> str:
+    """A duration for an alert text: ``2h`` in English, ``2時間`` in Japanese ("1h30m",
+    "1時間30分"); a Japanese sentence must not carry English unit letters."""
+    text = format_duration(seconds)
+    if language != "ja":
+        return text
+    return "".join(f"{n}{_JA_UNITS[u]}" for n, u in _PART.findall(text))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from gateway.catalogue import BY_NAME
 from rules.alert import AlertEvent, AlertText
 from rules.conditions import Condition, SeriesState, compile_condition
-from rules.durations import format_duration
+from rules.durations import say_duration
 from rules.loader import LoadedRule
 from rules.model import Rule, Scope, Texts, number
 from rules.templates import render
@@ -63,6 +63,9 @@ class NodeContext:
     crop: str | None = None
     site: str | None = None
     plot: str | None = None
+    # Probe depth below ground per sensor tag (``sensors.<tag>.depth_cm``): a soil probe
+    # on ``main`` has no depth in its name.
+    depth_cm: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -95,10 +98,22 @@ def _in(patterns: list[str] | None, value: str | None) -> bool:
     return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def _depth(sensor: str) -> str:
-    if sensor.startswith("soil_") and sensor.endswith("cm"):
+def _depth(sensor: str, depth_cm: Mapping[str, int]) -> str:
+    """``10 cm``: from the registry, else from a ``soil_10cm`` tag; "" when unknown."""
+    if sensor in depth_cm:
+        return f"{depth_cm[sensor]} cm"
+    if sensor.startswith("soil_") and sensor.endswith("cm") and sensor[5:-2].isdigit():
         return sensor[5:-2] + " cm"
     return ""
+
+
+def _at_depth(depth: str, language: str) -> str:
+    """The depth as a phrase that disappears when the depth is unknown (a probe on
+    ``main``): "soil{at_depth} is" reads "soil at 10 cm is" or "soil is", and
+    "{at_depth}土壌水分が" reads "深さ10 cmの土壌水分が" or "土壌水分が"."""
+    if not depth:
+        return ""
+    return f"深さ{depth}の" if language == "ja" else f" at {depth}"
 
 
 def _pick(texts: Texts | None, language: str) -> str:
@@ -108,12 +123,12 @@ def _pick(texts: Texts | None, language: str) -> str:
 
 
 def _eta(hours: float | None, language: str) -> str:
+    # Templates put it after "within", "in", "以内に" and before "で": always an amount of
+    # time, never a word like "now" ("within now", "今すぐ以内に").
     if hours is None:
         return "?"
-    if hours < 1:
-        return "今すぐ" if language == "ja" else "now"
     if hours < 36:
-        n = round(hours)
+        n = max(1, round(hours))
         return f"約{n}時間" if language == "ja" else f"~{n} h"
     n = round(hours / 24)
     return f"約{n}日" if language == "ja" else f"~{n} days"
@@ -165,6 +180,10 @@ class Engine:
         self._firing: dict[str, dict[str, int]] = {}  # rule -> node -> firing series
         self._changed: set[tuple[str, str]] = set()
         self.last_tick_ns = 0
+        # What a rule that raises on a sample means is the shell's choice: None re-raises
+        # (unit tests, backtests: a broken rule fails loudly); the live runner logs and
+        # counts it, and the sample's other rules are still evaluated.
+        self.on_rule_error: Callable[[str, Sample, Exception], None] | None = None
         if states:
             self._restore(states)
 
@@ -218,7 +237,12 @@ class Engine:
                 self._plans.clear()
             self._plans[key] = plan
         for r, series in plan:
-            self._evaluate(r, series, sample, events)
+            try:
+                self._evaluate(r, series, sample, events)
+            except Exception as exc:
+                if self.on_rule_error is None:
+                    raise
+                self.on_rule_error(r.name, sample, exc)  # the other rules still see it
         return events
 
     def _plan(self, sample: Sample) -> tuple[tuple[CompiledRule, str], ...]:
@@ -249,7 +273,8 @@ class Engine:
                     if st.phase == "inactive" and now_ns - st.last_ns >= rule.absent_for * NS:
                         silent_s = (now_ns - st.last_ns) / NS * self.time_scale
                         st.value = round(silent_s / 3600, 1)
-                        st.variables = {"silent_for": format_duration(silent_s // 60 * 60)}
+                        # seconds, worded per language when the texts are written
+                        st.variables = {"silent_for_s": silent_s // 60 * 60}
                         self._transition(r, series, st, "firing", now_ns, events,
                                          since=st.last_ns)
                 elif st.phase == "pending" and st.holds is not False \
@@ -398,13 +423,14 @@ class Engine:
                previous: str, t_ns: int) -> AlertEvent:
         site, plot, node, sensor = series.split("/", 3)
         rule = r.rule
-        crop = self.nodes.get(node, NodeContext()).crop or ""
+        context = self.nodes.get(node, NodeContext())
+        crop = context.crop or ""
+        depth = _depth(sensor, context.depth_cm)
         quantity = BY_NAME.get(r.quantity or "")
         base: dict[str, Any] = {
             "site": site, "plot": plot, "node": node, "sensor": sensor, "crop": crop,
-            "depth": _depth(sensor), "value": st.value, "rule": rule.name,
+            "depth": depth, "value": st.value, "rule": rule.name,
             "unit": quantity.unit if quantity else "",
-            "for": format_duration(rule.for_ * self.time_scale),
             "since": datetime.fromtimestamp(st.since_ns / NS, self.tz).strftime("%H:%M"),
             "time": datetime.fromtimestamp(t_ns / NS, self.tz).strftime("%m-%d %H:%M"),
             **st.variables,
@@ -416,7 +442,11 @@ class Engine:
                 base["eta_h"] = base["eta_h"] * self.time_scale
         text: dict[str, AlertText] = {}
         for language in ("en", "ja"):
-            variables = {**base, "eta": _eta(base.get("eta_h"), language)}
+            variables = {**base, "eta": _eta(base.get("eta_h"), language),
+                         "at_depth": _at_depth(depth, language),
+                         "for": say_duration(rule.for_ * self.time_scale, language)}
+            if "silent_for_s" in base:  # states saved before carry the English silent_for
+                variables["silent_for"] = say_duration(base["silent_for_s"], language)
             summary = render(_pick(rule.message, language), variables)
             if state == "resolved":
                 summary = (render(_pick(rule.resolved, language), variables) if rule.resolved

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
@@ -138,6 +139,12 @@ class RulesRunner:
                                 wake_rows=batch_size)
         self._readers: dict[tuple[str, tuple[str, ...]], Callable[[Sequence[Any]], Sample]] = {}
         self.rows_from = {"memory": 0, "store": 0}
+        # A rule that raises on a reading (a bug, or a config the check let through) loses
+        # that reading, loudly; it must not stop the step, or no rule would ever run again
+        # (the step is retried on the same rows).
+        self._failures: dict[str, tuple[int, Sample, Exception]] = {}  # this step, by rule
+        self._failed_before: set[str] = set()  # rules whose traceback was logged
+        self.engine.on_rule_error = self._rule_failed
         self.engine.watch_nodes(registered_nodes, clock_ns())
         self._save([], {})
 
@@ -150,6 +157,7 @@ class RulesRunner:
     def step(self) -> int:
         """Evaluate rows committed since the last step; return how many were read."""
         with self._lock:
+            self._failures.clear()  # a step that raised is retried: count its rows once
             cursors: dict[str, int] = {}
             # Streams of (time, stream order, sample), each in time order: ids follow
             # commits, not time (a commit inserts its rows a column layout at a time, a
@@ -189,9 +197,30 @@ class RulesRunner:
             # compare without reaching the samples.
             for _, _, sample in heapq.merge(*streams):
                 events.extend(self.engine.observe(sample))
-            if cursors or events:
-                self._save(events, cursors)
+            failed = self._report_failures()
+            if cursors or events or failed:
+                self._save(events, cursors, failed)
             return read + len(rejected)
+
+    def _rule_failed(self, rule: str, sample: Sample, exc: Exception) -> None:
+        count, first, first_exc = self._failures.get(rule, (0, sample, exc))
+        self._failures[rule] = (count + 1, first, first_exc)
+
+    def _report_failures(self) -> dict[str, int]:
+        """Log this step's failing rules, by name (the traceback once per rule and process),
+        and return the counter ``rules.evaluation_errors`` (readings lost to a rule)."""
+        counters: dict[str, int] = {}
+        for rule, (count, sample, exc) in self._failures.items():
+            at = datetime.fromtimestamp(sample.time_ns / 1e9, self.engine.tz).isoformat()
+            log.error("rule %s failed on %d reading(s), the first %s at %s: %s: %s; the "
+                      "other rules went on, these readings are lost to this rule",
+                      rule, count, sample.series, at, type(exc).__name__, exc,
+                      exc_info=exc if rule not in self._failed_before else None)
+            self._failed_before.add(rule)
+            counters["rules.evaluation_errors"] = counters.get(
+                "rules.evaluation_errors", 0) + count
+        self._failures.clear()
+        return counters
 
     def _reader(self, table: str, columns: Sequence[str]) -> Callable[[Sequence[Any]], Sample]:
         key = (table, tuple(columns))
@@ -208,8 +237,10 @@ class RulesRunner:
             self._save(events, {})
             return events
 
-    def _save(self, events: list[AlertEvent], cursors: dict[str, int]) -> None:
-        counters = {"rules.transitions": len(events)} if events else None
+    def _save(self, events: list[AlertEvent], cursors: dict[str, int],
+              counters: dict[str, int] | None = None) -> None:
+        counters = {**(counters or {}), **({"rules.transitions": len(events)} if events
+                                           else {})} or None
         self.store.rules_step(CONSUMER, cursors, self.engine.take_changes(), events, counters)
         for e in events:
             log.log(logging.WARNING if e.state == "firing" else logging.INFO,

@@ -4,7 +4,7 @@ The shape of ``promtool test rules``, so a rule change is checked before it reac
 farm (``satoyama rules test FILE``)::
 
     rule_files: [preset:common, preset:tomato]   # relative paths: against this file
-    nodes: {n1: {site: farm, plot: p3, crop: tomato}}
+    nodes: {n1: {site: farm, plot: p3, crop: tomato, depth_cm: {main: 15}}}  # as the registry
     start: "2026-07-01T06:00:00+09:00"
     interval: 10m          # spacing of series values (default 10m)
     tick: 1m               # the scheduler's clock for `for` and `absent_for` (default 1m)
@@ -56,6 +56,8 @@ class NodeSpec(_Model):
     site: str = "farm"
     plot: str = "plot-1"
     crop: str | None = None
+    depth_cm: dict[str, int] = Field(default_factory=dict, description="Probe depth per "
+                                     "sensor, as the registry's sensors.<tag>.depth_cm.")
 
 
 class SeriesSpec(_Model):
@@ -174,7 +176,7 @@ def load_test_file(path: Path) -> tuple[TestFile, list[LoadedRule]]:
 
 def run_case(spec: TestFile, rules: list[LoadedRule], case: TestCase) -> CaseResult:
     start_ns = int(spec.start.timestamp()) * NS
-    nodes = {name: NodeContext(crop=n.crop, site=n.site, plot=n.plot)
+    nodes = {name: NodeContext(crop=n.crop, site=n.site, plot=n.plot, depth_cm=n.depth_cm)
              for name, n in spec.nodes.items()}
 
     # Samples: one per (time, node, sensor), merging the series' quantities.

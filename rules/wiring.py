@@ -13,9 +13,12 @@ from rules.runner import RulesRunner
 
 
 def node_contexts(settings: Settings) -> dict[str, NodeContext]:
-    """Crop, site and plot of every registered node (rules scope by crop)."""
+    """Crop, site, plot and probe depths of every registered node (rules scope by crop;
+    texts name the depth of a soil probe, also of one on ``main``)."""
     return {
-        node: NodeContext(crop=dev.crop, site=dev.site or settings.site, plot=dev.plot)
+        node: NodeContext(crop=dev.crop, site=dev.site or settings.site, plot=dev.plot,
+                          depth_cm={tag: s.depth_cm for tag, s in (dev.sensors or {}).items()
+                                    if s.depth_cm is not None})
         for node, dev in settings.devices.items()
     }
 

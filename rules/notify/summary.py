@@ -122,13 +122,22 @@ def gather(store: Store, now_ns: int, *, sites: Sequence[str] | None = None,
     for (site, plot) in (plots or {}):
         if _matches(site, sites):
             day(site, plot)
-    for site, plot, n, low, high, rain in store.execute(
-        "SELECT site, plot, count(*), min(temperature_c), max(temperature_c), sum(rain_mm)"
+    for site, plot, n, low, high in store.execute(
+        "SELECT site, plot, count(*), min(temperature_c), max(temperature_c)"
         " FROM reading WHERE time_ns > ? AND time_ns <= ? GROUP BY site, plot",
         (since, now_ns)):
         if _matches(site, sites):
             d = day(site, plot)
-            d.readings, d.air_min_c, d.air_max_c, d.rain_mm = n, low, high, rain
+            d.readings, d.air_min_c, d.air_max_c = n, low, high
+    # Gauges of a plot (two nodes, or a WS90's piezo beside its tipping bucket) measure the
+    # same rain: the plot's rain is the largest total of any one gauge, never their sum,
+    # as for the rules' unless_rain (docs/rules.md).
+    for site, plot, rain in store.execute(
+        "SELECT site, plot, max(mm) FROM (SELECT site, plot, sum(rain_mm) AS mm"
+        " FROM reading WHERE time_ns > ? AND time_ns <= ? AND rain_mm IS NOT NULL"
+        " GROUP BY site, plot, node, sensor) GROUP BY site, plot", (since, now_ns)):
+        if _matches(site, sites):
+            day(site, plot).rain_mm = rain
     # SQLite: a bare column next to max()/min() comes from the row holding that extreme.
     first = {(site, plot, sensor): value for site, plot, sensor, value, _ in store.execute(
         "SELECT site, plot, sensor, soil_moisture_pct, min(time_ns) FROM reading"

@@ -122,6 +122,27 @@ def test_gather_reads_the_last_24_hours_and_the_firing_alerts(tmp_path: Path) ->
     assert gather(store, SEND, sites=["other-*"]) == []
 
 
+def test_rain_is_the_largest_gauge_of_a_plot_not_the_sum_of_its_gauges(tmp_path: Path
+                                                                       ) -> None:
+    # A WS90 (tipping bucket on main, piezo gauge on piezo) and a second rain gauge on the
+    # plot all see the same 12 mm: the plot had 12 mm, not 30. Each gauge's own readings
+    # add up (12 x 1 mm); terrace-2's gauge is its own plot's.
+    store = Store(tmp_path / "s.db")
+    records = []
+    for i in range(12):
+        t = SEND - 12 * H + i * H
+        records.append(_record(t, "terrace-1", "ws90", i, {
+            "main": {"temperature_c": 12.0, "rain_mm": 1.0}, "piezo": {"rain_mm": 1.0}}))
+        records.append(_record(t, "terrace-1", "gauge", i, {"main": {"rain_mm": 0.5}}))
+        records.append(_record(t, "terrace-2", "n2", i, {"main": {"rain_mm": 0.25}}))
+    records.append(_record(SEND - H // 2, "terrace-1", "gauge", 12, {"main": {"rain_mm": 0.5}}))
+    records.append(_record(SEND - H, "terrace-3", "n3", 0, {"main": {"temperature_c": 8.0}}))
+    store.write_batch(records)
+    rain = {d.plot: d.rain_mm for d in gather(store, SEND)}
+    assert rain == {"terrace-1": pytest.approx(12.0), "terrace-2": pytest.approx(3.0),
+                    "terrace-3": None}  # no gauge: no rain line, not "rain 0.0 mm"
+
+
 @pytest.fixture
 def hook() -> Any:
     server = Webhook().start()

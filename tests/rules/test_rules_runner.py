@@ -4,9 +4,12 @@ and its transitions in a real InfluxDB 1.x (the `alert` measurement Grafana read
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
+import pytest
 from outbox_data import sink, v1_config
 from servers.influx import InfluxDB1
 
@@ -19,7 +22,7 @@ from gateway.packet import Record
 from gateway.status import collect
 from gateway.store.sqlite import Store
 from rules import presets
-from rules.engine import Engine, NodeContext
+from rules.engine import Engine, NodeContext, Sample
 from rules.loader import load_rule_files
 from rules.runner import RulesRunner
 
@@ -239,3 +242,46 @@ def test_runner_fed_by_the_pipelines_hand_off_decides_as_one_reading_the_store(
     assert ("tomato.soil_dry", "n1", "firing") in {a[:3] for a in outcome(memory_store)[0]}
     memory.stop()
     from_store.stop()
+
+
+def test_a_rule_that_raises_loses_its_readings_loudly_and_stops_no_other_rule(
+        tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    # A gdd season start the check once let through (02-29) raised on every reading; the
+    # step was retried on the same rows forever and the frost rule beside it never fired.
+    rule_file = tmp_path / "rules.yaml"
+    rule_file.write_text(
+        "version: 1\nrules:\n"
+        "  - name: wheat.gdd\n    gdd: {base_c: 0, above: 1500}\n"
+        "    message: {en: \"{gdd:.0f} degree days\"}\n"
+        "  - name: frost_simple\n    severity: critical\n"
+        "    threshold: {quantity: temperature_c, below: 0}\n"
+        "    message: {en: \"freezing {value:.1f} °C\"}\n", encoding="utf-8")
+    rules = load_rule_files([rule_file])
+    gdd = rules[0].rule.gdd
+    assert gdd is not None  # what an unchecked 02-29 made of it
+    rules[0] = dataclasses.replace(rules[0], rule=rules[0].rule.model_copy(
+        update={"gdd": gdd.model_copy(update={"season_start": "02-29"})}))
+    t0 = 1_772_290_800 * 10**9  # 2026-03-01 00:00 JST
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.write_batch([Record(
+        time_ns=t0 + i * 600 * 10**9, received_ns=t0 + i * 600 * 10**9, site="farm",
+        plot="p1", node="n1", seq=i, digest=f"n1:{i}".encode(), source="test", format="test",
+        time_source="node", readings={"main": {"temperature_c": -2.0}}) for i in range(3)])
+    store.close()
+    runner = RulesRunner(path, lambda states: Engine(rules, states=states),
+                         clock_ns=lambda: t0 + H)
+    with caplog.at_level(logging.ERROR, logger="rules.runner"):
+        assert runner.step() == 3
+    assert [(r["rule"], r["state"]) for r in runner.store.alert_rows(0, 100)] == [
+        ("frost_simple", "firing")]
+    assert runner.store.cursor("rules", "reading") > 0  # the rows are not read again
+    assert runner.store.counters()["rules.evaluation_errors"] == 3
+    [record] = caplog.records
+    assert "rule wheat.gdd failed on 3 reading(s)" in record.getMessage()
+    assert record.exc_info is not None
+    assert runner.step() == 0
+    # Outside the live runner (unit tests, backtests) a broken rule still fails loudly.
+    with pytest.raises(ValueError):
+        Engine(rules).observe(Sample(t0, "farm", "p1", "n1", "main", {"temperature_c": 1.0}))
+    runner.stop()
