@@ -294,6 +294,13 @@ class Store:
                                (f"id_floor.{table}",)).fetchone()
         return int(row[0]) if row else 0
 
+    def _past_floor(self, table: str) -> int | None:
+        """The id the next row of ``table`` must be inserted with, when a deletion left a
+        floor above its largest id (see :meth:`_keep_id_floors`); None when SQLite's own
+        numbering (after the largest id) is right."""
+        floor = self._id_floor(table)
+        return floor + 1 if floor > self._top_id(table) else None
+
     def _raise_id_floor(self, table: str, top: int) -> None:
         if top > self._id_floor(table):
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -507,12 +514,9 @@ class Store:
         nothing is returned (the sinks then read the rows back from the store).
         """
         db = self._db
-        last = self._top_id(table)
-        floor = self._id_floor(table)
-        numbered = floor > last  # the first row is inserted with its id, past the floor
-        if numbered:
-            last = floor
-        first, appended = last + 1, []
+        past_floor = self._past_floor(table)
+        numbered = past_floor is not None  # the first row is inserted with its id
+        first, appended = past_floor or self._top_id(table) + 1, []
         columns = self._columns_cache
         for cols, rows in groups.items():
             if numbered:
@@ -549,14 +553,13 @@ class Store:
                  _storable(q.rejection.detail), _storable(q.rejection.node), q.rejection.seq,
                  bytes(q.rejection.raw))
                 for q in quarantine]
-        sql = ("INSERT INTO quarantine (received_ns, source, format, reason, detail, node,"
-               " seq, raw) VALUES (?,?,?,?,?,?,?,?)")
-        floor = self._id_floor("quarantine")
-        if floor > self._top_id("quarantine"):  # numbered past the floor: see _keep_id_floors
-            self._db.execute(sql.replace("(received_ns", "(id, received_ns").replace(
-                "VALUES (", "VALUES (?,"), (floor + 1, *rows[0]))
+        columns = "received_ns, source, format, reason, detail, node, seq, raw"
+        past_floor = self._past_floor("quarantine")
+        if past_floor is not None:
+            self._db.execute(f"INSERT INTO quarantine (id, {columns}) VALUES (?{',?' * 8})",
+                             (past_floor, *rows[0]))
             rows = rows[1:]
-        self._db.executemany(sql, rows)
+        self._db.executemany(f"INSERT INTO quarantine ({columns}) VALUES (?{',?' * 7})", rows)
 
     def _add_counters(self, counts: dict[str, int]) -> None:
         self._db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])
