@@ -1,7 +1,7 @@
 """End-to-end MQTT -> Satoyama -> InfluxDB benchmark (not a test).
 
     .venv/bin/python benchmarks/mqtt_influx.py [--messages N] [--seconds S] [--sink-process]
-        [--phases ceiling,reference,fixed,burst,backlog] [--log FILE]
+        [--phases ceiling,reference,fixed,sustained,burst,backlog] [--log FILE]
 
 Starts a real Mosquitto (with the shipped queue limits) and a real InfluxDB 1.x on free
 loopback ports, runs the gateway as its own process (`satoyama run`) with the MQTT source
@@ -20,8 +20,16 @@ publisher per node topic, stdin held open until everything is delivered). Report
 * fixed rate (2,000/s): messages/s stored in InfluxDB, gateway CPU ms per message, loss
   (CPU of all gateway processes: with ``--sink-process`` the InfluxDB sink runs in a
   process of its own, ``sinks.influxdb.separate_process``, and its CPU is added);
+* sustained: the maximum sustainable rate with zero loss. Steps of ``--step-seconds`` at a
+  fixed rate, from half the ceiling up in tenths of it (from 4,000/s up by 1,000/s without
+  a ceiling); a step keeps up when the publishers were fed at its rate, everything sent
+  reached InfluxDB, and the last message was stored within ``KEPT_UP_LAG_S`` of being
+  sent (a gateway 5 % slower than the rate is 0.5 s behind after 10 s). The highest step
+  that kept up is the sustainable rate; each step also gives the gateway's CPU per message;
 * burst: N messages as fast as the publishers go, time until InfluxDB accepted the last
-  (the sink's cursor, polled in SQLite; InfluxDB's count is checked then);
+  (the sink's cursor, polled in SQLite; InfluxDB's count is checked then). Unlike the
+  sustained steps, the four publishers and the broker then flood the two cores for the
+  first seconds: the gateway is runnable but waits for a core most of that time;
 * backlog drain: N messages published while the gateway is stopped (held by the broker for
   its persistent session), drain rate after it starts;
 * peak RSS of the gateway process (with ``--sink-process``: of each process, and their sum);
@@ -305,6 +313,44 @@ class GatewayProcess:
                 "(sum of each process's peak)")
 
 
+KEPT_UP_LAG_S = 0.5  # a step kept up if its last message was stored this soon after sending
+SUSTAIN_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # fractions of the ceiling
+
+
+def sustained_rate(pubs: Publishers, gw: GatewayProcess, influx: InfluxDB1, db: Path,
+                   ceiling: float, seconds: float, total: int) -> tuple[float, int]:
+    """(the highest rate that kept up, or 0.0; messages sent). Prints a line per step.
+
+    A step at a rate the gateway cannot hold leaves a backlog that grows for the whole
+    step (in the pipeline's queue and the broker): its last message is stored late by
+    about (rate / capacity - 1) x ``seconds``. The step after a failed one is not run."""
+    rates = ([f * ceiling for f in SUSTAIN_STEPS] if ceiling
+             else [4000.0 + 1000.0 * i for i in range(12)])
+    best, sent_all = 0.0, 0
+    for rate in rates:
+        n = int(rate * seconds)
+        before = stored(influx)
+        cpu0, t0 = gw.cpu_s(), time.perf_counter()
+        pubs.send(n, rate)
+        t_sent = time.perf_counter()
+        sent_all += n
+        t1 = wait_stored(influx, db, total + sent_all, 120)
+        cpu = gw.cpu_s() - cpu0
+        offered, lag = n / (t_sent - t0), t1 - t_sent
+        got = stored(influx) - before
+        kept = offered >= 0.97 * rate and lag <= KEPT_UP_LAG_S and got == n
+        share = f" ({rate / ceiling:.0%} of ceiling)" if ceiling else ""
+        print(f"sustain    {rate:,.0f}/s{share} for {seconds:.0f}s: fed at {offered:,.0f}/s, "
+              f"last stored {lag:.2f}s after sending, stored {got} of {n}, "
+              f"{cpu / n * 1e3:.3f} ms CPU/msg: "
+              + ("kept up" if kept else "fell behind"), flush=True)
+        if not kept:
+            break
+        best = rate
+        time.sleep(1.0)  # the sink's last flush and the broker settle between steps
+    return best, sent_all
+
+
 def stored(influx: InfluxDB1, db: str = "satoyama") -> int:
     res = influx.query("SELECT count(temperature_c) FROM reading", db=db)
     try:
@@ -412,8 +458,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--messages", type=int, default=100_000, help="burst and backlog size")
     ap.add_argument("--seconds", type=float, default=20, help="duration of the 2,000/s run")
-    ap.add_argument("--phases", default="ceiling,reference,fixed,burst,backlog",
-                    help="comma-separated subset of ceiling,reference,fixed,burst,backlog")
+    ap.add_argument("--step-seconds", type=float, default=10,
+                    help="duration of each step of the sustained-rate search")
+    ap.add_argument("--phases", default="ceiling,reference,fixed,sustained,burst,backlog",
+                    help="comma-separated subset of "
+                    "ceiling,reference,fixed,sustained,burst,backlog")
     ap.add_argument("--log", type=Path, help="copy the gateway's log here at the end")
     ap.add_argument("--rules", action="store_true",
                     help="also run the alert rules: preset:common and preset:tomato, every "
@@ -491,6 +540,14 @@ def main() -> None:
                       f"stored, {cpu / n * 1e3:.3f} ms CPU/msg{versus_bare(cpu / n)}, "
                       "lag at end "
                       f"{t1 - t0 - n / 2000:.1f}s, stored {stored(influx) - (total - n)} of {n}")
+
+            if "sustained" in phases:
+                best, sent = sustained_rate(pubs, gw, influx, db, ceiling, args.step_seconds,
+                                            total)
+                total += sent
+                share = f" ({best / ceiling:.0%} of ceiling)" if ceiling else ""
+                print(f"sustained  maximum sustainable rate with zero loss: {best:,.0f} msg/s"
+                      f"{share}, the highest step that kept up", flush=True)
 
             n = args.messages
             if "burst" in phases:  # as fast as the publishers go
