@@ -23,9 +23,11 @@ InfluxDB output does:
 class              from                    what happens
 =================  ======================  ===================================================
 (success)          2xx                     cursor advanced, ``written`` counted
-``bad_data``       400, 422                batch split in halves until the refused points are
+``bad_data``       400, 422 from InfluxDB  batch split in halves until the refused points are
                                            single; those are quarantined (``sink_rejected``,
-                                           raw = their line), the rest written
+                                           raw = their line), the rest written. From
+                                           something else (no ``X-Influxdb-Version``, no
+                                           JSON error): ``client``
 ``too_large``      413                     batch split; a single point refused is quarantined
 ``throttled``      429, 503                wait, at least the server's ``Retry-After``
 ``server``         other 5xx, 425          exponential backoff with jitter, capped
@@ -132,13 +134,35 @@ def classify(status: int) -> FailureClass | None:
     return FailureClass.SERVER
 
 
-def error_from_response(status: int, retry_after: str | None, body: bytes | str | None
-                        ) -> WriteError:
+def error_from_response(status: int, retry_after: str | None, body: bytes | str | None,
+                        *, influx_version: str | None = None) -> WriteError:
+    """The :class:`WriteError` of a refused write. ``influx_version`` is the response's
+    ``X-Influxdb-Version`` header (InfluxDB 1.x/2.x and VictoriaMetrics send it).
+
+    A 400/422 means "these points are bad" only when an InfluxDB-compatible server says so
+    (that header, or its JSON error body): then the batch is split and the refused points
+    quarantined. The same status from anything else in front of it (a proxy, a web server
+    at the wrong URL) says nothing about the points: splitting would quarantine every one
+    of them, so it is a client error instead, logged with the config key, data kept."""
     failure = classify(status) or FailureClass.SERVER
-    return WriteError(
-        failure, _server_message(body), status=status,
-        retry_after_s=parse_retry_after(retry_after),
-    )
+    message = _server_message(body)
+    if failure is FailureClass.BAD_DATA and influx_version is None and not _json_error(body):
+        failure = FailureClass.CLIENT
+        message = (f"{message} (not from InfluxDB: no X-Influxdb-Version header and no JSON "
+                   "error; a proxy or another service answers at this URL?)")
+    return WriteError(failure, message, status=status,
+                      retry_after_s=parse_retry_after(retry_after))
+
+
+def _json_error(body: bytes | str | None) -> bool:
+    """Whether ``body`` is an InfluxDB-style error: a JSON object with an ``error`` (1.x,
+    3.x) or ``message`` (2.x) text."""
+    try:
+        doc = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and any(isinstance(doc.get(k), str)
+                                         for k in ("error", "message"))
 
 
 def _server_message(body: bytes | str | None) -> str:
@@ -235,7 +259,8 @@ class V1Writer:
             if resp.will_close:
                 self.close()
             if classify(resp.status) is not None:
-                raise error_from_response(resp.status, resp.getheader("Retry-After"), data)
+                raise error_from_response(resp.status, resp.getheader("Retry-After"), data,
+                                          influx_version=resp.getheader("X-Influxdb-Version"))
             return
 
     def close(self) -> None:
@@ -281,8 +306,9 @@ class V2Writer:
         except ApiException as e:
             if not e.status:
                 raise WriteError(FailureClass.NETWORK, str(e.reason or e)) from e
-            retry_after = e.headers.get("Retry-After") if e.headers else None
-            raise error_from_response(int(e.status), retry_after, e.body) from e
+            headers = e.headers or {}
+            raise error_from_response(int(e.status), headers.get("Retry-After"), e.body,
+                                      influx_version=headers.get("X-Influxdb-Version")) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise WriteError(FailureClass.NETWORK, _network_message(e)) from e
 

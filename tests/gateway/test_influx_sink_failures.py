@@ -220,6 +220,54 @@ def test_auth_failure_names_the_config_key_and_never_the_token(
     s.stop()
 
 
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_400_from_something_that_is_not_influxdb_quarantines_nothing(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux], api: str,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy (or a web server at the wrong URL) answering 400 says nothing about the
+    points: splitting would have sent every one of them to quarantine. Data kept, a person
+    told; once InfluxDB answers, everything is delivered."""
+    influx = {"X-Influxdb-Version": "1.8.10"}
+    proxy = [True]
+    server = scripted(lambda lines: (400, {"Content-Type": "text/html"},
+                                     b"<html><h1>400 Bad Request</h1></html>") if proxy[0]
+                      else (204, influx, b""))
+    store = Store(tmp_path / "s.db")
+    store.write_batch(make_records(4))
+    s = sink(store.path, next(c for c in configs(server.url) if c.api == api))
+    with pytest.raises(WriteError) as err:
+        s.flush_once()
+    assert err.value.failure is FailureClass.CLIENT
+    assert "not from InfluxDB" in err.value.message
+    s._failed(err.value)
+    assert "check sinks.influxdb" in caplog.text
+    assert len(server.requests) == 1  # not split
+    assert store.quarantine(reason="sink_rejected") == []
+    assert s.backlog() == {"reading": 8, "device": 4, "alert": 0}
+    proxy[0] = False
+    assert (s.flush_once().written, len(server.stored)) == (12, 12)
+    s.stop()
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ({"X-Influxdb-Version": "1.8.10"}, b"bad"),  # 1.x, 2.x and VictoriaMetrics send it
+    ({}, b'{"error":"partial write: field type conflict dropped=1"}'),  # JSON error only
+])
+def test_a_400_from_influxdb_splits_and_quarantines_the_refused_point(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux], headers: dict[str, str],
+    body: bytes
+) -> None:
+    server = scripted(lambda lines: (400, headers, body)
+                      if any(b"battery_v" in x for x in lines) else (204, {}, b""))
+    store = Store(tmp_path / "s.db")
+    store.write_batch(make_records(1))
+    s = sink(store.path, configs(server.url)[0])
+    assert (s.flush_once().rejected, len(server.stored)) == (1, 2)
+    assert store.quarantine(reason="sink_rejected")[0]["detail"].startswith("HTTP 400")
+    s.stop()
+
+
 def test_v1_token_forms(tmp_path: Path, scripted: Callable[..., ScriptedInflux]) -> None:
     server = scripted(lambda lines: (204, {}, b""))
     store = Store(tmp_path / "s.db")
