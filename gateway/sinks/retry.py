@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,10 @@ class Backoff:
         return wait
 
 
+# Not float(): it also takes "inf", "nan", "1e9" and "-5", none of which is a delay.
+_DELAY_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent.
 
@@ -43,10 +49,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None or not value.strip():
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELAY_SECONDS(value):  # digits (RFC 9110 §10.2.3); a fraction is tolerated
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -189,8 +189,10 @@ def test_retry_after_is_a_lower_bound_up_to_its_cap() -> None:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [(None, None), ("", None), ("7", 7.0), ("1.5", 1.5), ("-3", 0.0), ("soon", None),
-     ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0)],
+    [(None, None), ("", None), ("7", 7.0), ("1.5", 1.5), ("soon", None),
+     ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+     # not delay-seconds: the sink's own backoff applies, as with no header
+     ("-3", None), ("inf", None), ("nan", None), ("1e9", None)],
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     now = 1445412480.0  # 2015-10-21 07:28:00 UTC
