@@ -306,7 +306,7 @@ class V2Writer:
         except ApiException as e:
             if not e.status:
                 raise WriteError(FailureClass.NETWORK, str(e.reason or e)) from e
-            headers = e.headers or {}
+            headers: Any = e.headers or {}  # urllib3 HTTPHeaderDict: case-insensitive get
             raise error_from_response(int(e.status), headers.get("Retry-After"), e.body,
                                       influx_version=headers.get("X-Influxdb-Version")) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
