@@ -954,12 +954,7 @@ class Store:
             " p.source, p.format, p.received_ns FROM reading r JOIN packet p ON p.id = r.packet_id"
             f" WHERE {' AND '.join(where)} ORDER BY r.time_ns, r.node, r.sensor"
         )
-        with self._lock:
-            cur = self._db.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
+        return self._stream(sql, params, batch)
 
     def rows_between(self, table: str, time_from_ns: int | None = None,
                      time_to_ns: int | None = None) -> Iterator[dict[str, Any]]:
@@ -967,13 +962,28 @@ class Store:
         if table not in OUTBOX_TABLES:
             raise ValueError(table)
         where, params = _time_range("time_ns", time_from_ns, time_to_ns)
+        return self._stream(f"SELECT * FROM {table} WHERE {' AND '.join(where)}"
+                            " ORDER BY time_ns, id", params)
+
+    def _stream(self, sql: str, params: Sequence[Any], batch: int = 5000
+                ) -> Iterator[dict[str, Any]]:
+        """A query's rows as dicts, ``batch`` rows in memory at a time: an export of a
+        season (millions of rows) must fit a Raspberry Pi. One statement, so one snapshot
+        of the store from the first row to the last; the lock is held per batch only."""
         with self._lock:
-            cur = self._db.execute(f"SELECT * FROM {table} WHERE {' AND '.join(where)}"
-                                   " ORDER BY time_ns, id", params)
+            cur = self._db.execute(sql, params)
             names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
+        try:
+            while True:
+                with self._lock:
+                    rows = cur.fetchmany(batch)
+                if not rows:
+                    return
+                for row in rows:
+                    yield dict(zip(names, row, strict=True))
+        finally:
+            with self._lock:
+                cur.close()
 
     def count(self, table: str) -> int:
         with self._lock:

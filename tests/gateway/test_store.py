@@ -330,3 +330,31 @@ def test_rows_of_packets_held_in_this_boot_are_found_for_the_sinks_to_wait(
         assert len(list(rows)) == first - 1
     store.set_packet_times([(2, 1_780_000_000 * 10**9, "reanchored")])
     assert store.first_held_row("reading", 0, "boot-a") is None
+
+
+def test_export_rows_stream_in_batches_so_memory_does_not_grow_with_the_export(
+        tmp_path: Path) -> None:
+    """A season's export (millions of rows) on a Raspberry Pi: the rows are read a batch
+    at a time, not all at once. Peak memory while reading 10x the rows stays about the
+    same; it grew tenfold when the query's result was fetched whole."""
+    import tracemalloc
+
+    from outbox_data import T0, make_records
+
+    store = Store(tmp_path / "s.db")
+    for i in range(10):
+        store.write_batch(make_records(2000, start_ns=T0 + i * 2000 * 10**9))
+
+    def peak_reading(rows: int) -> int:
+        tracemalloc.start()
+        try:
+            seen = sum(1 for _ in store.iter_readings(
+                time_to_ns=T0 + rows // 2 * 10**9, batch=500))
+            assert seen == rows
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak_reading(4000), peak_reading(40000)
+    assert large < 2 * small, (small, large)
+    assert sum(1 for _ in store.rows_between("device")) == 20000
