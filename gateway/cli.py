@@ -154,7 +154,7 @@ def _open_readonly(settings: object) -> object:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gateway.export import readings, write_csv
+    from gateway.export import parse_time, readings, write_csv
     from gateway.export_privacy import SitePrivacy
     from gateway.store import Store
 
@@ -167,6 +167,15 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 2
         if not args.output:
             print("satoyama: Parquet is a binary file: give -o FILE.parquet", file=sys.stderr)
+            return 2
+    for option, text in (("--from", args.time_from), ("--to", args.time_to)):
+        try:
+            if text:
+                parse_time(text)
+        except ValueError as e:
+            print(f"satoyama: {option} {text!r} is not an ISO 8601 date or date-time "
+                  f"({e}); for example 2026-07-01, 2026-07-01T06:00 (UTC) or "
+                  "2026-07-01T06:00+09:00", file=sys.stderr)
             return 2
     settings = _settings(args)
     privacy = SitePrivacy.from_settings(settings)
@@ -216,7 +225,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, default=str, sort_keys=True, indent=1))
     else:
-        print(render(info))
+        print(render(info, tz=settings.timezone))
     return 0
 
 

@@ -88,9 +88,16 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
         f"counters   received {c.get('received.packets', 0)}, stored {c.get('stored', 0)}, "
         f"duplicates {c.get('duplicates', 0)}"
     )
+    # Rejections and ignored messages from the counters, which last: the quarantine's
+    # rows go with retention and the size bound, and some rejections keep no row at all.
+    for what, prefix in (("rejected", "rejected."), ("ignored", "ignored.")):
+        counted = {k.removeprefix(prefix): v for k, v in c.items() if k.startswith(prefix)}
+        if counted:
+            lines.append(f"{what:<10} " + ", ".join(f"{k} {v}"
+                                                    for k, v in sorted(counted.items())))
     if info["quarantine_by_reason"]:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(info["quarantine_by_reason"].items()))
-        lines.append(f"rejected   {reasons}")
+        kept = ", ".join(f"{k} {v}" for k, v in sorted(info["quarantine_by_reason"].items()))
+        lines.append(f"quarantine {kept} (rows kept as evidence)")
     flagged = {k: v for k, v in c.items() if k.startswith(("flagged.", "store.", "reanchored"))}
     if flagged:
         lines.append("flagged    " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))

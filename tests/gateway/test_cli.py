@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,33 @@ def test_status_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     proc = satoyama("status", "--data-dir", str(tmp_path / "nothing"), check=False)
     assert proc.returncode == 1
     assert "no store" in proc.stderr
+
+
+def test_export_with_a_bad_date_says_which_option_and_how_to_write_it(tmp_path: Path) -> None:
+    proc = satoyama("export", "--data-dir", str(tmp_path), "--from", "2026-13-01",
+                    check=False)
+    assert proc.returncode == 2
+    assert "--from '2026-13-01' is not an ISO 8601 date" in proc.stderr
+    assert "2026-07-01T06:00+09:00" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_status_text_shows_times_in_the_site_zone_and_every_counted_rejection(
+        tmp_path: Path) -> None:
+    """`timezone:` is the display zone; rejections and ignored messages come from the
+    counters (the quarantine's rows go with retention; some rejections keep none)."""
+    config = tmp_path / "farm.yaml"
+    config.write_text(f"site: hill\ntimezone: Europe/Berlin\ndata_dir: {tmp_path / 'data'}\n")
+    src = tmp_path / "uplinks.jsonl"
+    src.write_text(json.dumps({"node": "n1", "seq": 1, "ts": "2026-07-01T04:10:00Z",
+                               "readings": {"temperature_c": 24.1}}) + "\nnot json\n")
+    satoyama("replay", "--format", "native", str(src), "-c", str(config))
+    from gateway.store import Store
+
+    store = Store(tmp_path / "data" / "satoyama.db")
+    store.add_counters({"ignored.not_uplink": 7})
+    store.close()
+    out = satoyama("status", "-c", str(config)).stdout
+    assert re.search(r" CES?T \(", out) and "JST" not in out  # received now: CET or CEST
+    assert "rejected   bad_json 1" in out
+    assert "ignored    not_uplink 7" in out
+    assert "quarantine bad_json 1" in out
