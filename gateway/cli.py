@@ -11,11 +11,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the config models load pydantic: imported where a command needs them
+    from gateway.config.models import Settings
+    from gateway.store import Store
 
 log = logging.getLogger("satoyama")
 
 
-def _settings(args: argparse.Namespace) -> object:
+def _settings(args: argparse.Namespace) -> Settings:
     """Settings from -c FILE, else defaults for --data-dir (for replay/export/status)."""
     from gateway.config import ConfigError, default_settings, load_settings
 
@@ -48,7 +53,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
-    gw = Gateway(_settings(args))  # type: ignore[arg-type]
+    gw = Gateway(_settings(args))
     # What start-up built (modules, the config model, pydantic's schemas: ~40,000 objects)
     # lives as long as the process: keep it out of the cyclic collector's full passes,
     # which otherwise scanned it again and again (0.25 s against 0.03 s of full
@@ -99,21 +104,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.sinks.influxdb import InfluxSink
 
     settings = _settings(args)
-    store = open_store(settings)  # type: ignore[arg-type]
+    store = open_store(settings)
     try:
-        pipeline = build_pipeline(settings, store)  # type: ignore[arg-type]
+        pipeline = build_pipeline(settings, store)
         counts = replay_files(
             pipeline, args.format, [Path(p) for p in args.files],
-            ids=settings.external_ids,  # type: ignore[attr-defined]
-            device_codecs=settings.device_codecs,  # type: ignore[attr-defined]
+            ids=settings.external_ids,
+            device_codecs=settings.device_codecs,
         )
     finally:
         store.close()
-    influx = settings.sinks.influxdb  # type: ignore[attr-defined]
+    influx = settings.sinks.influxdb
     failure = None
     if influx is not None and influx.enabled:
-        sink = InfluxSink(store_path(settings), influx,  # type: ignore[arg-type]
-                          gateway_id=settings.gateway_id)  # type: ignore[attr-defined]
+        sink = InfluxSink(store_path(settings), influx,
+                          gateway_id=settings.gateway_id)
         try:
             delivered, failure = deliver(sink)
         finally:
@@ -140,11 +145,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if failure else 0
 
 
-def _open_readonly(settings: object) -> object:
+def _open_readonly(settings: Settings) -> Store:
     from gateway.app import store_path
     from gateway.store import Store
 
-    path = store_path(settings)  # type: ignore[arg-type]
+    path = store_path(settings)
     try:
         return Store(path, readonly=True)
     except FileNotFoundError:
@@ -156,7 +161,6 @@ def _open_readonly(settings: object) -> object:
 def cmd_export(args: argparse.Namespace) -> int:
     from gateway.export import parse_time, readings, write_csv
     from gateway.export_privacy import SitePrivacy
-    from gateway.store import Store
 
     if args.format == "parquet":
         try:
@@ -180,7 +184,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     privacy = SitePrivacy.from_settings(settings)
     store = _open_readonly(settings)
-    assert isinstance(store, Store)
     try:
         rows = privacy.apply(readings(store, site=args.site, plot=args.plot, node=args.node,
                                       time_from=args.time_from, time_to=args.time_to))
@@ -205,12 +208,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from gateway.status import collect, render
-    from gateway.store import Store
 
     settings = _settings(args)
     store = _open_readonly(settings)
-    assert isinstance(store, Store)
-    influx = settings.sinks.influxdb  # type: ignore[attr-defined]
+    influx = settings.sinks.influxdb
     sinks = ("influxdb",) if influx is not None and influx.enabled else ()
     try:
         info = collect(store, sinks=sinks)
