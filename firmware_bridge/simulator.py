@@ -345,8 +345,11 @@ class Simulator:
         node_time: int | None = None
         if model.has_clock or fault == "clock_skew":
             node_time = int(t)
-            if fault == "clock_skew":
-                node_time += rng.choice((-1, 1)) * rng.randint(3600, 12 * 3600)
+            if fault == "clock_skew":  # a clock hours ahead, or an RTC that lost its time
+                # and runs from its epoch: months behind. (Hours behind would pass for a
+                # message that waited in a broker: validation.max_delivery_delay_s.)
+                node_time += (rng.randint(3600, 12 * 3600) if rng.random() < 0.5
+                              else -rng.randint(30, 400) * 86400)
 
         if self.fmt in _JSON_FORMATS:
             data = encode_native(

@@ -77,6 +77,8 @@ def policy(settings: Settings) -> Policy:
         default_site=settings.site,
         max_clock_skew_s=v.max_clock_skew_s,
         skew_policy=v.skew_policy,
+        queued_sources=frozenset({"mqtt"}),  # the broker keeps the session's messages
+        max_delivery_delay_s=v.max_delivery_delay_s,
     )
 
 

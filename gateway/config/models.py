@@ -568,6 +568,15 @@ class ValidationConfig(_Section):
         gt=0,
         description="A node timestamp further than this from the gateway clock is skewed.",
     )
+    max_delivery_delay_s: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="An MQTT message's node time up to this far in the past is a message "
+        "that waited (in the broker's session while the gateway was down, or in a network "
+        "server), not a wrong clock: stored at its own time, counted "
+        "`flagged.delivered_late`. 0: the skew limit applies to MQTT too.",
+        json_schema_extra=_hint("a week: a farm gateway can be off a weekend or more"),
+    )
     skew_policy: Literal["receive_time", "quarantine"] = Field(
         default="receive_time",
         description="What to do with a skewed timestamp: `receive_time` stores the reading "

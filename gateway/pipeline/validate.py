@@ -38,6 +38,12 @@ class Policy:
     default_site: str
     max_clock_skew_s: float = 300.0
     skew_policy: SkewPolicy = "receive_time"
+    # Sources whose messages can wait in a queue before they reach us (an MQTT broker's
+    # session while the gateway is down): a node time up to max_delivery_delay_s in the
+    # past is then the message's own time, not a skewed clock. A radio on the serial line
+    # hears a packet as it is sent: there a past time is a wrong clock.
+    queued_sources: frozenset[str] = frozenset()
+    max_delivery_delay_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -124,17 +130,19 @@ def validate(
     # ---- time
     if packet.node_time_ns is not None:
         skew_s = (packet.node_time_ns - received_ns) / 1e9
-        if replay or not clock_trusted:
+        if replay or not clock_trusted or abs(skew_s) <= policy.max_clock_skew_s:
             time_ns, time_source = packet.node_time_ns, "node"
-        elif abs(skew_s) > policy.max_clock_skew_s:
+        elif (skew_s < 0 and -skew_s <= policy.max_delivery_delay_s
+              and source in policy.queued_sources):
+            time_ns, time_source = packet.node_time_ns, "node"
+            flags["flagged.delivered_late"] = 1
+        else:
             if policy.skew_policy == "quarantine":
                 detail = (f"node clock {skew_s:+.0f} s from the gateway clock "
                           f"(limit {policy.max_clock_skew_s:g} s)")
                 return Outcome(None, [_reject(packet, "clock_skew", detail)])
             time_ns, time_source = received_ns, "gateway"
             flags["flagged.clock_skew_corrected"] = 1
-        else:
-            time_ns, time_source = packet.node_time_ns, "node"
     elif replay:
         time_ns, time_source = received_ns, "replay"
     elif clock_trusted:

@@ -96,6 +96,38 @@ def test_skewed_node_clock_follows_the_policy() -> None:
     assert (rec.time_ns, rec.time_source) == (NOW - 60 * 10**9, "node")
 
 
+def test_a_message_that_waited_in_the_broker_keeps_its_own_time() -> None:
+    """Four LoRaWAN uplinks queued in the broker's session for two hours while the gateway
+    was down: each keeps the network server's time (were they moved to the reconnect time,
+    two hours of soil data would collapse onto one instant). Only for a queued source, only
+    into the past, and only up to max_delivery_delay_s: a future time, a serial frame, or
+    an older one is still a skewed clock."""
+    policy = Policy(default_site="farm", max_clock_skew_s=300,
+                    queued_sources=frozenset({"mqtt"}), max_delivery_delay_s=86400)
+    for minutes in (120, 110, 100, 90):
+        sent = NOW - minutes * 60 * 10**9
+        out = run(packet(node_time_ns=sent), source="mqtt", policy=policy)
+        assert out.record is not None
+        assert (out.record.time_ns, out.record.time_source) == (sent, "node")
+        assert out.flags == {"flagged.delivered_late": 1}
+    for node_time, source in ((NOW - 7200 * 10**9, "serial"),  # a radio hears it live
+                              (NOW + 7200 * 10**9, "mqtt"),  # ahead: a wrong clock
+                              (NOW - 2 * 86400 * 10**9, "mqtt")):  # past the limit
+        out = run(packet(node_time_ns=node_time), source=source, policy=policy)
+        assert out.record is not None
+        assert (out.record.time_ns, out.record.time_source) == (NOW, "gateway")
+        assert out.flags == {"flagged.clock_skew_corrected": 1}
+
+
+def test_the_gateway_treats_mqtt_as_a_queued_source() -> None:
+    from gateway.app import policy
+    from gateway.config.models import Settings
+
+    p = policy(Settings(site="hill"))
+    assert "mqtt" in p.queued_sources and "serial" not in p.queued_sources
+    assert p.max_delivery_delay_s == 7 * 86400
+
+
 def test_untrusted_gateway_clock_holds_the_time() -> None:
     out = run(packet(), clock_trusted=False)
     assert out.record is not None
