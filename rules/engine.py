@@ -11,11 +11,18 @@ alert is *pending* (or *firing* at once when ``for`` is 0); it fires when the co
 held (or stayed between its alert and clear limits) for ``for``; it resolves only when the
 condition is clearly over (hysteresis). ``unless`` rules firing on the same node, recent
 quarantined readings of the node and recent rain at the site hold a rule back from
-becoming pending (and cancel a pending one), never flip a firing one.
+becoming pending (and cancel a pending one), never flip a firing one; the scheduler's tick
+asks the same before a ``for`` or an ``absent_for`` fires an alert.
+
+States restored at start-up are those of the configuration the gateway last ran with: a
+node moved to another plot, a plot's crop changed or a rule file removed leave alerts that
+no reading will ever clear. :meth:`Engine.retire_unconfigured` resolves them once, saying
+why, as Alertmanager resolves an alert whose rule or series is gone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +32,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from gateway.catalogue import BY_NAME
-from rules.alert import AlertEvent, AlertText
+from rules.alert import AlertEvent, AlertText, fingerprint
 from rules.conditions import Condition, SeriesState, compile_condition
 from rules.durations import say_duration
 from rules.loader import LoadedRule
@@ -38,6 +45,26 @@ RAIN_KEY: Final = "_rain"  # rule_state rows the engine keeps besides rules
 QUARANTINE_KEY: Final = "_quarantine"
 # Rejections that say a node's sensor readings are not to be trusted right now.
 SENSOR_TROUBLE: Final = frozenset({"out_of_range", "sensor_fault", "stuck_value"})
+# Where the gateway stores readings of nodes the device registry does not list
+# (gateway/pipeline/validate.py): the one plot an unregistered node's series can be in.
+UNASSIGNED_PLOT: Final = "unassigned"
+# Why a restored alert is resolved at start-up (Engine.retire_unconfigured): the first
+# words, then what changed.
+_NO_LONGER: Final = {"en": "no longer configured: ", "ja": "設定の変更で対象外: "}
+_UNFIT: Final = {
+    "moved": {"en": "node {node} is now in plot {plot}",
+              "ja": "ノード {node} は区画 {plot} に移動"},
+    "moved_site": {"en": "node {node} is now at {site}/{plot}",
+                   "ja": "ノード {node} は {site}/{plot} に移動"},
+    "unregistered": {"en": "node {node} is not in the device registry",
+                     "ja": "ノード {node} は機器登録にありません"},
+    "crop": {"en": "node {node} now grows {crop}", "ja": "ノード {node} の作物は {crop} に変更"},
+    "no_crop": {"en": "node {node} has no crop now", "ja": "ノード {node} の作物は未設定に変更"},
+    "scope": {"en": "rule {rule} no longer applies to {series}",
+              "ja": "ルール {rule} は {series} に適用されなくなりました"},
+    "unloaded": {"en": "rule {rule} is no longer loaded",
+                 "ja": "ルール {rule} は読み込まれていません"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +85,8 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class NodeContext:
-    """What the device registry says about a node, for scopes and texts."""
+    """What the device registry says about a node, for scopes, texts and telling a
+    restored series of a node registered elsewhere since (None: the registry says none)."""
 
     crop: str | None = None
     site: str | None = None
@@ -116,6 +144,31 @@ def _at_depth(depth: str, language: str) -> str:
     return f"深さ{depth}の" if language == "ja" else f" at {depth}"
 
 
+def _unfit(why: str, **names: str) -> dict[str, str]:
+    """The reason of a retirement in each language, e.g. "no longer configured: node n1 is
+    now in plot terrace-5"."""
+    return {language: _NO_LONGER[language] + text.format(**names)
+            for language, text in _UNFIT[why].items()}
+
+
+def _retired(told: AlertEvent, previous: str, t_ns: int, reason: Mapping[str, str]
+             ) -> AlertEvent:
+    """The resolution of ``told`` (an alert's last transition) at ``t_ns``, for ``reason``.
+
+    Severity and labels stay those of the transition people were told about: the notifier
+    routes and groups a resolution by them, and one that no longer matched the alert's
+    group would leave it to be reminded of forever."""
+    text = {}
+    for language in _NO_LONGER:
+        summary = (told.text.get(language) or told.text.get("en")
+                   or AlertText(told.message(language))).summary
+        open_, close = ("（", "）") if language == "ja" else (" (", ")")
+        text[language] = AlertText(
+            f"{_RESOLVED[language]}{summary}{open_}{reason[language]}{close}")
+    return dataclasses.replace(told, time_ns=t_ns, state="resolved", previous=previous,
+                               text=text)
+
+
 def _pick(texts: Texts | None, language: str) -> str:
     if texts is None:
         return ""
@@ -144,11 +197,14 @@ class Engine:
         states: Mapping[tuple[str, str], str] | None = None,
         time_scale: float = 1.0,
     ) -> None:
-        """``time_scale`` > 1 runs every duration and rate that many times faster (the demo's
-        fast-forwarded field); texts still speak in field time."""
+        """``nodes`` is the device registry (None: there is none to go by, e.g. a backtest
+        over raw history; then no node counts as unregistered). ``time_scale`` > 1 runs
+        every duration and rate that many times faster (the demo's fast-forwarded field);
+        texts still speak in field time."""
         self.tz = ZoneInfo(timezone)
         self.time_scale = time_scale
         self.nodes = dict(nodes or {})
+        self._registry_given = nodes is not None
         self.rules: list[CompiledRule] = []
         for item in rules:
             rule = item.rule if time_scale == 1.0 else scaled(item.rule, time_scale)
@@ -179,6 +235,9 @@ class Engine:
         self._quarantine: dict[str, int] = {}
         self._firing: dict[str, dict[str, int]] = {}  # rule -> node -> firing series
         self._changed: set[tuple[str, str]] = set()
+        # Saved states of rules that are not loaded now, (rule, series): forgotten by
+        # retire_unconfigured.
+        self._unloaded: list[tuple[str, str]] = []
         self.last_tick_ns = 0
         # What a rule that raises on a sample means is the shell's choice: None re-raises
         # (unit tests, backtests: a broken rule fails loudly); the live runner logs and
@@ -203,6 +262,8 @@ class Engine:
                 self.by_name[rule].states[series] = st
                 if st.phase == "firing":
                     self._mark_firing(rule, series, +1)
+            else:
+                self._unloaded.append((rule, series))
 
     def take_changes(self) -> dict[tuple[str, str], str | None]:
         """States changed since the last call, as JSON (None: forget it)."""
@@ -213,11 +274,80 @@ class Engine:
             elif rule == QUARANTINE_KEY:
                 out[(rule, series)] = json.dumps(self._quarantine.get(series, 0))
             else:
-                st = self.by_name[rule].states.get(series)
+                r = self.by_name.get(rule)
+                st = None if r is None else r.states.get(series)
                 out[(rule, series)] = None if st is None else json.dumps(
                     st.to_json(), separators=(",", ":"))
         self._changed.clear()
         return out
+
+    # ------------------------------------------------------------------ configuration
+
+    def retire_unconfigured(self, now_ns: int, announced: Iterable[AlertEvent] = ()
+                            ) -> list[AlertEvent]:
+        """Resolve, at ``now_ns``, the restored alerts the configuration no longer gives,
+        and forget those states; call it once, right after building the engine.
+
+        A state no longer fits when its rule is not loaded, its node is registered in
+        another site or plot (or, with a registry, not registered and yet not in plot
+        ``unassigned``), or the rule's scope no longer takes its series (the node's crop
+        changed). No reading will ever come for such a series, or none that the rule
+        looks at, so a pending or firing alert would stay so, and be reminded of, forever;
+        an inactive one could even fire "node silent" for a plot the node left.
+
+        ``announced``: the last transition of each alert that is pending or firing by the
+        store (:meth:`Store.active_alerts`), so that a resolution carries what people were
+        told (severity, labels, text), and alerts of rules that are not loaded any more
+        can be resolved at all.
+        """
+        told = {e.fingerprint: e for e in announced}
+        events: list[AlertEvent] = []
+        for key in self._unloaded:
+            self._changed.add(key)  # take_changes: forget it
+        self._unloaded.clear()
+        for r in self.rules:
+            for series, st in list(r.states.items()):
+                reason = self._unfit_reason(r, series)
+                if reason is None:
+                    continue
+                del r.states[series]
+                self._changed.add((r.name, series))
+                if st.phase == "inactive":
+                    continue  # nobody was told anything about it
+                if st.phase == "firing":
+                    self._mark_firing(r.name, series, -1)
+                last = told.get(fingerprint(r.name, *series.split("/", 3)))
+                if last is None:  # no store to say it: as the engine would have told it
+                    last = self._event(r, series, st, st.phase, st.phase, now_ns)
+                events.append(_retired(last, st.phase, now_ns, reason))
+        for last in told.values():
+            if last.rule not in self.by_name:
+                events.append(_retired(last, last.state, now_ns,
+                                       _unfit("unloaded", rule=last.rule)))
+        return events
+
+    def _unfit_reason(self, r: CompiledRule, series: str) -> dict[str, str] | None:
+        """Why the configuration no longer gives rule ``r`` the series ``series``; None
+        when it still does."""
+        site, plot, node, sensor = series.split("/", 3)
+        context = self.nodes.get(node)
+        if context is None:
+            if self._registry_given and plot != UNASSIGNED_PLOT:
+                return _unfit("unregistered", node=node)
+        else:
+            now_site, now_plot = context.site or site, context.plot or plot
+            if now_site != site:
+                return _unfit("moved_site", node=node, site=now_site, plot=now_plot)
+            if now_plot != plot:
+                return _unfit("moved", node=node, plot=now_plot)
+        # A silent node's series is on main whatever sensor its samples came from.
+        if self._in_scope(r, site, plot, node, None if r.per_node else sensor):
+            return None
+        crop = context.crop if context is not None else None
+        if not all(_in(sc.crop, crop or "none") for sc in r.scope):
+            return _unfit("crop", node=node, crop=crop) if crop else _unfit("no_crop",
+                                                                              node=node)
+        return _unfit("scope", rule=r.name, series=series)
 
     # ------------------------------------------------------------------ inputs
 
@@ -263,22 +393,29 @@ class Engine:
 
     def tick(self, now_ns: int) -> list[AlertEvent]:
         """Time-based conditions: ``for`` durations elapsing without new samples, and
-        series silent for ``absent_for``."""
+        series silent for ``absent_for``; a rule held back now (``unless``...) fires on
+        neither, and its pending alert is cancelled."""
         self.last_tick_ns = max(self.last_tick_ns, now_ns)
         events: list[AlertEvent] = []
         for r in self.rules:
             rule = r.rule
             for series, st in r.states.items():
                 if rule.absent_for is not None:
-                    if st.phase == "inactive" and now_ns - st.last_ns >= rule.absent_for * NS:
+                    if st.phase == "inactive" and now_ns - st.last_ns >= rule.absent_for * NS \
+                            and not self._series_held_back(r, series, now_ns):
                         silent_s = (now_ns - st.last_ns) / NS * self.time_scale
                         st.value = round(silent_s / 3600, 1)
                         # seconds, worded per language when the texts are written
                         st.variables = {"silent_for_s": silent_s // 60 * 60}
                         self._transition(r, series, st, "firing", now_ns, events,
                                          since=st.last_ns)
-                elif st.phase == "pending" and st.holds is not False \
-                        and now_ns - st.since_ns >= rule.for_ * NS \
+                elif st.phase != "pending":
+                    continue
+                elif self._series_held_back(r, series, now_ns):
+                    # cancelled as a held-back reading would: while a node's readings
+                    # are quarantined or its battery fails, none may come to do it
+                    self._transition(r, series, st, "inactive", now_ns, events)
+                elif st.holds is not False and now_ns - st.since_ns >= rule.for_ * NS \
                         and (rule.during is None or self._within(rule, now_ns)):
                     self._transition(r, series, st, "firing", now_ns, events)
         self._forget_old(now_ns)
@@ -303,16 +440,22 @@ class Engine:
         key = (s.site, s.plot, s.node, s.sensor)
         hit = r.matches.get(key)
         if hit is None:
-            crop = self.nodes.get(s.node, NodeContext()).crop
-            hit = all(
-                _in(sc.site, s.site) and _in(sc.plot, s.plot) and _in(sc.node, s.node)
-                and _in(sc.sensor, s.sensor) and _in(sc.crop, crop or "none")
-                for sc in r.scope
-            )
+            hit = self._in_scope(r, s.site, s.plot, s.node, s.sensor)
             if len(r.matches) > 65536:
                 r.matches.clear()
             r.matches[key] = hit
         return hit
+
+    def _in_scope(self, r: CompiledRule, site: str, plot: str, node: str,
+                  sensor: str | None) -> bool:
+        """Whether ``r``'s scopes take this place, with the node's crop from the registry
+        (``sensor`` None: any sensor)."""
+        crop = self.nodes.get(node, NodeContext()).crop
+        return all(
+            _in(sc.site, site) and _in(sc.plot, plot) and _in(sc.node, node)
+            and (sensor is None or _in(sc.sensor, sensor)) and _in(sc.crop, crop or "none")
+            for sc in r.scope
+        )
 
     def _series(self, r: CompiledRule, s: Sample) -> str:
         if r.per_node:
@@ -339,7 +482,7 @@ class Engine:
         if rule.during is not None and not self._within(rule, t):
             holds = False
         st.holds = holds
-        held_back = r.may_hold_back and self._held_back(rule, s)
+        held_back = r.may_hold_back and self._held_back(rule, s.site, s.node, s.time_ns)
         # confirm counts readings that agree in a row: one between the limits, or one
         # taken while the rule is held back (battery failing, readings quarantined),
         # starts the count again.
@@ -367,20 +510,29 @@ class Engine:
         now, start, end = local.time(), during.start, during.end
         return start <= now < end if start <= end else now >= start or now < end
 
-    def _held_back(self, rule: Rule, s: Sample) -> bool:
+    def _series_held_back(self, r: CompiledRule, series: str, t_ns: int) -> bool:
+        """:meth:`_held_back` for the scheduler's tick, which has a series, not a sample."""
+        if not r.may_hold_back:
+            return False
+        site, _, node, _ = series.split("/", 3)
+        return self._held_back(r.rule, site, node, t_ns)
+
+    def _held_back(self, rule: Rule, site: str, node: str, t_ns: int) -> bool:
+        """Whether ``unless``, ``unless_quarantined`` or ``unless_rain`` hold ``rule`` back
+        on ``node`` at ``site`` at ``t_ns``."""
         for dep in rule.unless:
             by_node = self._firing.get(dep)
-            if by_node and by_node.get(s.node):
+            if by_node and by_node.get(node):
                 return True
         if rule.unless_quarantined is not None:
-            last = self._quarantine.get(s.node)
-            if last is not None and s.time_ns - last <= rule.unless_quarantined * NS:
+            last = self._quarantine.get(node)
+            if last is not None and t_ns - last <= rule.unless_quarantined * NS:
                 return True
         if rule.unless_rain is not None:
-            start = s.time_ns - int(rule.unless_rain.within * NS)
+            start = t_ns - int(rule.unless_rain.within * NS)
             per_gauge: dict[str, float] = {}
-            for t, mm, gauge in self._rain.get(s.site, ()):
-                if start <= t <= s.time_ns:
+            for t, mm, gauge in self._rain.get(site, ()):
+                if start <= t <= t_ns:
                     per_gauge[gauge] = per_gauge.get(gauge, 0.0) + mm
             if max(per_gauge.values(), default=0.0) >= number(rule.unless_rain.above_mm):
                 return True

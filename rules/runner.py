@@ -7,7 +7,8 @@ the engine's changed states and the new cursors in one transaction
 (:meth:`Store.rules_step`). It runs off the ingest path, on APScheduler jobs: one drains
 new rows every second, one ticks the engine's clock for ``for`` and ``absent_for``.
 A crash between two steps repeats nothing and loses nothing: the next start reads the
-saved states and continues after the saved cursors.
+saved states and continues after the saved cursors, first resolving the alerts that a
+changed configuration no longer gives (:meth:`Engine.retire_unconfigured`).
 """
 
 from __future__ import annotations
@@ -145,8 +146,13 @@ class RulesRunner:
         self._failures: dict[str, tuple[int, Sample, Exception]] = {}  # this step, by rule
         self._failed_before: set[str] = set()  # rules whose traceback was logged
         self.engine.on_rule_error = self._rule_failed
-        self.engine.watch_nodes(registered_nodes, clock_ns())
-        self._save([], {})
+        now_ns = clock_ns()
+        # Alerts of the configuration the store was last run with that this one no longer
+        # gives (a node moved, a crop changed, a rule file removed) are resolved, said once.
+        retired = self.engine.retire_unconfigured(
+            now_ns, [AlertEvent.from_row(row) for row in self.store.active_alerts()])
+        self.engine.watch_nodes(registered_nodes, now_ns)
+        self._save(retired, {})
 
     # ------------------------------------------------------------------ steps
 

@@ -7,16 +7,21 @@ from pathlib import Path
 
 from gateway.config import Settings
 from rules.alert import AlertEvent
-from rules.engine import Engine, NodeContext
+from rules.engine import UNASSIGNED_PLOT, Engine, NodeContext
 from rules.loader import load_rule_files
 from rules.runner import RulesRunner
 
 
 def node_contexts(settings: Settings) -> dict[str, NodeContext]:
     """Crop, site, plot and probe depths of every registered node (rules scope by crop;
-    texts name the depth of a soil probe, also of one on ``main``)."""
+    texts name the depth of a soil probe, also of one on ``main``; a restart retires the
+    alerts of a node registered elsewhere since).
+
+    The site is the registry's own, None when it names none: then a restored alert of the
+    node is not retired for its site, only for its plot and crop (a site renamed in the
+    config keeps its alerts rather than resolving them all)."""
     return {
-        node: NodeContext(crop=dev.crop, site=dev.site or settings.site, plot=dev.plot,
+        node: NodeContext(crop=dev.crop, site=dev.site, plot=dev.plot,
                           depth_cm={tag: s.depth_cm for tag, s in (dev.sensors or {}).items()
                                     if s.depth_cm is not None})
         for node, dev in settings.devices.items()
@@ -41,7 +46,7 @@ def build_runner(
         return Engine(rules, timezone=settings.timezone, nodes=nodes, states=states,
                       time_scale=time_scale)
 
-    registered = [(n.site or settings.site, n.plot or "unassigned", node)
+    registered = [(n.site or settings.site, n.plot or UNASSIGNED_PLOT, node)
                   for node, n in nodes.items()]
     return RulesRunner(store_path, make_engine,
                        tick_interval_s=max(1.0, tick_interval_s / time_scale),
