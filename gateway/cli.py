@@ -100,10 +100,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.app import build_pipeline, open_store, store_path
-    from gateway.replay import deliver, replay_files
+    from gateway.replay import MESSAGE_FORMATS, deliver, replay_files, topic_codec
     from gateway.sinks.influxdb import InfluxSink
 
     settings = _settings(args)
+    mqtt = settings.sources.mqtt
+    topics = mqtt.topic_formats if mqtt is not None else []
+    if args.topic is not None and args.format not in MESSAGE_FORMATS:
+        print(f"satoyama: --topic is for --format {' or '.join(MESSAGE_FORMATS)} (MQTT "
+              "messages); other formats carry no topic", file=sys.stderr)
+        return 2
+    note = topic_codec(args.format, topics)[1] if args.topic is None else None
+    if note:
+        print(f"satoyama replay: {note}", file=sys.stderr)
     store = open_store(settings)
     try:
         pipeline = build_pipeline(settings, store)
@@ -111,6 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             pipeline, args.format, [Path(p) for p in args.files],
             ids=settings.external_ids,
             device_codecs=settings.device_codecs,
+            topics=topics, topic=args.topic,
         )
     finally:
         store.close()
@@ -298,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433",
                              "ecowitt", "ttn", "chirpstack"])
     sp.add_argument("files", nargs="+")
+    sp.add_argument("--topic", help="ttn/chirpstack: decode as if the messages had come on "
+                    "this MQTT topic (its sources.mqtt.topics entry's format and codec; "
+                    "ChirpStack's event type)")
     with_config(sp)
     with_data_dir(sp)
     sp.add_argument("--json", action="store_true", help="counts as JSON")

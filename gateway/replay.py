@@ -9,13 +9,13 @@ it before the command ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from firmware_bridge.lorawan.common import MAX_MESSAGE
 from gateway.pipeline.ingest import Pipeline
 from gateway.sinks.influxdb import InfluxSink, WriteError
-from gateway.sources.mqtt_formats import message_decoder
+from gateway.sources.mqtt_formats import MessageDecoder, message_decoder
 
 REPLAY_FORMATS = ("native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433", "ecowitt",
                   "ttn", "chirpstack")
@@ -24,17 +24,43 @@ MESSAGE_FORMATS = ("ttn", "chirpstack")
 CHUNK = 1 << 16
 
 
+def topic_codec(fmt: str, topics: Sequence[tuple[str, str, str | None]]
+                ) -> tuple[str | None, str | None]:
+    """(codec, note) for replaying ``fmt`` messages without a topic: the codec the
+    configured subscriptions of that format name (``sources.mqtt.topics[].codec``), when
+    they name one; else None, with a note when they name several (then ``--topic`` says
+    which subscription a file came from)."""
+    codecs = {codec for _, entry_fmt, codec in topics if entry_fmt == fmt and codec}
+    if len(codecs) <= 1:
+        return next(iter(codecs), None), None
+    return None, (f"sources.mqtt.topics name several {fmt} codecs ({', '.join(sorted(codecs))}):"
+                  " give --topic with the topic the messages came on to use its codec")
+
+
 def replay_files(pipeline: Pipeline, fmt: str, paths: Iterable[Path], *,
                  ids: Mapping[str, str] | None = None,
-                 device_codecs: Mapping[str, str] | None = None) -> dict[str, int]:
+                 device_codecs: Mapping[str, str] | None = None,
+                 topics: Sequence[tuple[str, str, str | None]] = (),
+                 topic: str | None = None) -> dict[str, int]:
     """Replay files; return the counters this replay added (stored, duplicates, rejected.*,
     ignored.*). ``ids`` (``scheme:id`` -> node, ``Settings.external_ids``) and
-    ``device_codecs`` (node -> LoRaWAN codec) are the device registry's."""
+    ``device_codecs`` (node -> LoRaWAN codec) are the device registry's. ``topics`` are
+    the MQTT subscriptions (``MqttSourceConfig.topic_formats``): a ttn/chirpstack message
+    is decoded as if it had arrived on ``topic`` (its subscription's format and codec), or
+    without one, with the codec of :func:`topic_codec`."""
     before = dict(pipeline.totals)
     for path in paths:
         source = f"replay:{path.name}"
         if fmt in MESSAGE_FORMATS:
-            _replay_messages(pipeline, fmt, path, source, ids or {}, device_codecs or {})
+            if topic is not None:
+                decode = message_decoder(fmt, default_site=pipeline.policy.default_site,
+                                         topics=topics, ids=ids or {},
+                                         device_codecs=device_codecs or {})
+            else:
+                decode = message_decoder(fmt, default_site=pipeline.policy.default_site,
+                                         ids=ids or {}, device_codecs=device_codecs or {},
+                                         codec=topic_codec(fmt, topics)[0])
+            _replay_messages(pipeline, decode, topic or "", path, source)
             continue
         pipeline.add_stream(source, "jsonl" if fmt == "native" else fmt, ids=ids)
         with open(path, "rb") as fh:
@@ -49,17 +75,15 @@ def replay_files(pipeline: Pipeline, fmt: str, paths: Iterable[Path], *,
     }
 
 
-def _replay_messages(pipeline: Pipeline, fmt: str, path: Path, source: str,
-                     ids: Mapping[str, str], device_codecs: Mapping[str, str]) -> None:
-    decode = message_decoder(fmt, default_site=pipeline.policy.default_site, ids=ids,
-                             device_codecs=device_codecs)
+def _replay_messages(pipeline: Pipeline, decode: MessageDecoder, topic: str, path: Path,
+                     source: str) -> None:
     with open(path, "rb") as fh:
         while line := fh.readline(MAX_MESSAGE + 2):
             if len(line) > MAX_MESSAGE and not line.endswith(b"\n"):
                 while (rest := fh.readline(CHUNK)) and not rest.endswith(b"\n"):
                     pass  # the decoder refuses the over-long start; skip the rest of it
             if line.strip():
-                pipeline.handle(source, decode("", line), replay=True)
+                pipeline.handle(source, decode(topic, line), replay=True)
             if pipeline.pending_packets >= pipeline.batch_max:
                 pipeline.commit()
     pipeline.commit()

@@ -175,24 +175,25 @@ MessageDecoder = Callable[[str, bytes], list[Packet | Rejection]]
 def message_decoder(name: str, *, default_site: str,
                     topics: Sequence[tuple[str, str, str | None]] = (),
                     ids: Mapping[str, str] = _NO_IDS,
-                    device_codecs: Mapping[str, str] = _NO_IDS) -> MessageDecoder:
+                    device_codecs: Mapping[str, str] = _NO_IDS,
+                    codec: str | None = None) -> MessageDecoder:
     """The decoder the pipeline calls for every message of one broker connection.
 
     ``topics`` are (filter, format, codec) of the subscriptions
     (``MqttSourceConfig.topic_formats``); ``name`` is the format of a message whose topic
-    matches none of them. ``ids`` (``scheme:id`` -> node) and ``device_codecs`` (node ->
-    codec) come from the device registry. When every subscription is native, this is the
-    native decoder with the site bound: the hot path stays one call. Otherwise a message's
-    format is that of the first filter its topic matches, looked up once per topic and
-    cached.
+    matches none of them (decoded with ``codec``: a replay's). ``ids`` (``scheme:id`` ->
+    node) and ``device_codecs`` (node -> codec) come from the device registry. When every
+    subscription is native, this is the native decoder with the site bound: the hot path
+    stays one call. Otherwise a message's format is that of the first filter its topic
+    matches, looked up once per topic and cached.
     """
     formats = {fmt for _, fmt, _ in topics} | {name}
-    if formats == {"native"} and not any(codec for _, _, codec in topics):
+    if formats == {"native"} and codec is None and not any(c for _, _, c in topics):
         return _native(default_site)
     registry = {"ids": dict(ids), "device_codecs": dict(device_codecs)}
-    fallback = _bound(name, None, default_site, registry)
-    routes = [(topic_filter, _bound(fmt, codec, default_site, registry))
-              for topic_filter, fmt, codec in topics]
+    fallback = _bound(name, codec, default_site, registry)
+    routes = [(topic_filter, _bound(fmt, entry_codec, default_site, registry))
+              for topic_filter, fmt, entry_codec in topics]
     by_topic: dict[str, MessageDecoder] = {}
 
     def decode_message(topic: str, payload: bytes) -> list[Packet | Rejection]:

@@ -162,6 +162,44 @@ def test_replay_ttn_and_chirpstack_one_message_a_line_with_the_registry(
         (21.02, 18.5)]
 
 
+def test_replay_chirpstack_takes_the_codec_of_the_configured_topic(tmp_path: Path) -> None:
+    """A codec set on a `sources.mqtt.topics` entry (as in examples/farm-lorawan.yaml)
+    decodes replayed messages as it decodes live ones; with several, `--topic` says which
+    subscription the messages came on."""
+    event = json.dumps({
+        "time": "2026-07-01T04:20:00+00:00", "fCnt": 7,
+        "deviceInfo": {"devEui": "1000000000000001", "deviceName": "em500"},
+        "fPort": 85, "data": "AXVkA2cZAQRocwV/8AA=", "rxInfo": [{"rssi": -80, "snr": 2}]})
+    src = tmp_path / "events.jsonl"
+    src.write_text(event + "\n")
+    one = tmp_path / "one.yaml"
+    one.write_text(
+        f"site: farm\ndata_dir: {tmp_path / 'one'}\n"
+        "sources:\n  mqtt:\n    url: mqtt://127.0.0.1:1\n    format: chirpstack\n"
+        "    topics:\n      - topic: application/+/device/+/event/up\n"
+        "        codec: milesight-em500-smtc\n")
+    counts = json.loads(satoyama("replay", "--format", "chirpstack", str(src), "-c", str(one),
+                                 "--json").stdout)
+    assert counts.get("stored") == 1 and "rejected.no_codec" not in counts
+
+    several = tmp_path / "several.yaml"
+    several.write_text(
+        f"site: farm\ndata_dir: {tmp_path / 'several'}\n"
+        "sources:\n  mqtt:\n    url: mqtt://127.0.0.1:1\n    format: chirpstack\n"
+        "    topics:\n      - topic: application/soil/device/+/event/up\n"
+        "        codec: milesight-em500-smtc\n"
+        "      - topic: application/lse/device/+/event/up\n        codec: dragino-lse01\n")
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "replay", "--format",
+                           "chirpstack", str(src), "-c", str(several), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert json.loads(proc.stdout)["rejected.no_codec"] == 1
+    assert "give --topic" in proc.stderr
+    counts = json.loads(satoyama(
+        "replay", "--format", "chirpstack", str(src), "-c", str(several), "--json",
+        "--topic", "application/soil/device/1000000000000001/event/up").stdout)
+    assert counts.get("stored") == 1
+
+
 def test_replay_rtl433_names_registered_devices_and_prints_ignored_counts(
     tmp_path: Path,
 ) -> None:
