@@ -117,16 +117,22 @@ def test_too_large_batches_are_split_until_they_fit(
     s.stop()
 
 
-def test_a_single_point_too_large_is_quarantined(
-    tmp_path: Path, scripted: Callable[..., ScriptedInflux]
+@pytest.mark.parametrize(("status", "headers", "body"), [
+    (413, {}, b""),  # too large, from InfluxDB or a proxy in front of it
+    (400, {"X-Influxdb-Version": "1.8.10"}, b"bad"),  # 1.x, 2.x and VictoriaMetrics send it
+    (400, {}, b'{"error":"partial write: field type conflict dropped=1"}'),  # JSON error only
+])
+def test_a_single_refused_point_is_quarantined_and_the_rest_written(
+    tmp_path: Path, scripted: Callable[..., ScriptedInflux], status: int,
+    headers: dict[str, str], body: bytes
 ) -> None:
-    server = scripted(lambda lines: (413, {}, b"") if any(b"battery_v" in x for x in lines)
-                      else (204, {}, b""))
+    server = scripted(lambda lines: (status, headers, body)
+                      if any(b"battery_v" in x for x in lines) else (204, {}, b""))
     store = Store(tmp_path / "s.db")
     store.write_batch(make_records(1))
     s = sink(store.path, configs(server.url)[0])
     assert (s.flush_once().rejected, len(server.stored)) == (1, 2)
-    assert store.quarantine(reason="sink_rejected")[0]["detail"].startswith("HTTP 413")
+    assert store.quarantine(reason="sink_rejected")[0]["detail"].startswith(f"HTTP {status}")
     s.stop()
 
 
@@ -247,24 +253,6 @@ def test_a_400_from_something_that_is_not_influxdb_quarantines_nothing(
     assert s.backlog() == {"reading": 8, "device": 4, "alert": 0}
     proxy[0] = False
     assert (s.flush_once().written, len(server.stored)) == (12, 12)
-    s.stop()
-
-
-@pytest.mark.parametrize(("headers", "body"), [
-    ({"X-Influxdb-Version": "1.8.10"}, b"bad"),  # 1.x, 2.x and VictoriaMetrics send it
-    ({}, b'{"error":"partial write: field type conflict dropped=1"}'),  # JSON error only
-])
-def test_a_400_from_influxdb_splits_and_quarantines_the_refused_point(
-    tmp_path: Path, scripted: Callable[..., ScriptedInflux], headers: dict[str, str],
-    body: bytes
-) -> None:
-    server = scripted(lambda lines: (400, headers, body)
-                      if any(b"battery_v" in x for x in lines) else (204, {}, b""))
-    store = Store(tmp_path / "s.db")
-    store.write_batch(make_records(1))
-    s = sink(store.path, configs(server.url)[0])
-    assert (s.flush_once().rejected, len(server.stored)) == (1, 2)
-    assert store.quarantine(reason="sink_rejected")[0]["detail"].startswith("HTTP 400")
     s.stop()
 
 
