@@ -122,6 +122,19 @@ def _scaled(raw: int, resolution: float) -> float:
     return raw / round(1 / resolution) if resolution < 1 else float(raw * resolution)
 
 
+def on_grid(value: float, kind: LppType) -> float:
+    """A value of ``kind`` that went through float32 elsewhere, back on the type's
+    resolution and scaled as :func:`parse_lpp` scales it: The Things Stack's CayenneLPP
+    formatter gives ``float32(272) / 10`` as 27.200000762939453, which is 27.2 here. A
+    value the type's bytes cannot carry (nor NaN, nor infinity) did not come from LPP
+    bytes: returned unchanged, for validation to judge."""
+    size, resolution, _ = kind.axes[0]
+    steps = value / resolution
+    if not abs(steps) < 2 ** (8 * size):
+        return value
+    return _scaled(round(steps), resolution)
+
+
 def parse_lpp(payload: bytes, fmt: str = FORMAT) -> list[LppItem] | Rejection:
     """Every (channel, type, value) of an LPP uplink, in order, or the first refusal."""
     raw = bytes(payload)

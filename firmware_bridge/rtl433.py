@@ -8,7 +8,9 @@
 (rtl_433 22.11 puts spaces around colons, newer versions do not: both are JSON.)
 
 - Node: the device registry's node with ``rtl433:<model>/<id>[/<channel>]`` (``ids``;
-  ``/``-separated as the registry writes them), else ``<model>:<id>``, with
+  ``/``-separated as the registry writes them; matched without regard to case, as the
+  Ecowitt and LoRaWAN identities are: an id typed from a label as ``006B58`` is rtl_433's
+  ``006b58``), else ``<model>:<id>``, with
   ``:ch<channel>`` when the event has a channel (rtl_433's own MQTT topics key devices
   by model, channel and id the same way). Devices without ``id``
   use ``house_id``/``module_id`` when they have them (e.g. SensibleLiving-Moisture:
@@ -19,6 +21,12 @@
   rtl_433 spells in the field name (``temperature_F``, ``battery_mV``, ``pressure_kPa``,
   ``wind_avg_km_h``, ``wind_avg_mi_h``). Numbers only: a string or boolean in a mapped
   field is ``schema``.
+- Per model, a field can mean another quantity than its name says (``_MODEL_FIELDS``):
+  ``Fineoffset-WN34`` (Ecowitt WN34S soil / WN34L water probe, Froggit DP150/DP35) and
+  ``Fineoffset-WN34D`` (WN34D water probe) print the probe's temperature as
+  ``temperature_C`` (rtl_433 src/devices/fineoffset_wn34.c); it is stored as
+  ``soil_temperature_c``, as the Ecowitt upload's ``tf_chN`` from the same probe is
+  (firmware_bridge/ecowitt.py), not as air ``temperature_c``.
 - Rain: rtl_433's ``rain_mm``/``rain_in`` is the station's running total (tips counted
   since the batteries went in, wrapping at the counter's width), not the catalogue's
   ``rain_mm`` (rain since the previous reading): it becomes ``rain_total_mm`` (inches
@@ -72,6 +80,12 @@ _CONVERTED: Final[dict[str, tuple[str, Callable[[float], float]]]] = {
     "rain_in": ("rain_total_mm", lambda inches: round(inches * 25.4, 4)),
     "rain_rate_in_h": ("rain_rate_mm_h", lambda inches: inches * 25.4),
 }
+# Model -> {field -> catalogue quantity} where the model's field means another quantity
+# than the catalogue alias of its name (see the docstring).
+_MODEL_FIELDS: Final[dict[str, dict[str, str]]] = {
+    "Fineoffset-WN34": {"temperature_C": "soil_temperature_c"},
+    "Fineoffset-WN34D": {"temperature_C": "soil_temperature_c"},
+}
 _ZONED_TIME = re.compile(r"(?:[Zz]|[+-]\d{2}:?\d{2})$")
 _EPOCH_TEXT = re.compile(r"^\d{9,10}(?:\.\d{1,9})?$")
 
@@ -102,6 +116,31 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _registered(ident: str, registry: Mapping[str, str]) -> str | None:
+    """The registry's node for ``ident``, case aside: rtl_433 prints hex ids in lower case,
+    a label or a manual may show them in upper case, and either names the same device."""
+    exact = registry.get(ident)  # the usual case: one lookup
+    if exact is not None:
+        return exact
+    return _lowered(registry).get(ident.lower())
+
+
+_LOWERED: list[tuple[Mapping[str, str], int, dict[str, str]]] = []
+
+
+def _lowered(registry: Mapping[str, str]) -> dict[str, str]:
+    """The ``rtl433:`` entries of ``registry`` with lower-cased keys. Callers pass the same
+    registry with every line, and most lines come from devices that are not in it (a
+    neighbour's sensors), so the view is kept for the last registry seen rather than
+    rebuilt, or the registry scanned, per line. A derived value only: same answers."""
+    cached = _LOWERED[0] if _LOWERED else None  # one read: other threads may replace it
+    if cached is not None and cached[0] is registry and cached[1] == len(registry):
+        return cached[2]
+    view = {key.lower(): node for key, node in registry.items() if key.startswith("rtl433:")}
+    _LOWERED[:] = [(registry, len(registry), view)]
+    return view
+
+
 def _node_name(obj: dict[str, Any], registry: Mapping[str, str]) -> str | None:
     ids = [obj[k] for k in _ID_KEYS if k in obj]
     if not ids or not all(isinstance(v, int | str) and not isinstance(v, bool) for v in ids):
@@ -112,8 +151,8 @@ def _node_name(obj: dict[str, Any], registry: Mapping[str, str]) -> str | None:
                                 or isinstance(channel, bool)):
         return None
     if registry:
-        ident = "/".join(parts + ([str(channel)] if channel is not None else []))
-        registered = registry.get(f"rtl433:{ident}")
+        ident = "rtl433:" + "/".join(parts + ([str(channel)] if channel is not None else []))
+        registered = _registered(ident, registry)
         if registered is not None:
             return registered
     name = ":".join(parts) + (f":ch{channel}" if channel is not None else "")
@@ -152,10 +191,14 @@ def decode_rtl433_line(line: bytes | str, *, default_site: str | None = None,
     node_time = _node_time(obj.get("time")) if "time" in obj else None
     if "time" in obj and node_time is None:
         unknown.append("time")
+    model_fields = _MODEL_FIELDS.get(model, {})
     for key, value in obj.items():
         if key in _META or key == "time":
             continue
-        if key in _CONVERTED:
+        convert: Callable[[float], float]
+        if key in model_fields:
+            quantity, convert = model_fields[key], float
+        elif key in _CONVERTED:
             quantity, convert = _CONVERTED[key]
         elif key in _NOT_MAPPED:
             unknown.append(key)

@@ -8,17 +8,27 @@ as in the LSE01 user manual and Dragino's decoder V1.2.1::
     6e 28    soil conductivity, uint16, µS/cm       28200 µS/cm -> 28.2 mS/cm
     10       flags: bit 7 = working mode (0: calibrated values as above;
              1, "Mod 1" since firmware 1.2: bytes 4..9 are raw dielectric constant,
-             raw moisture and raw conductivity counts)
+             raw moisture and raw conductivity counts); bit 4 = s_flag (1: the soil
+             probe was identified, 0: "No sensor was identified"); bits 0..3 = i_flag
+             (interrupt uplink)
 
 In mode 1 only the battery is stored and the raw counts are listed as unknown: they are
 not the catalogue's quantities. (The corpus vector ``ce2900f107a5099b6e2890`` has the mode
 bit set; the old TTN decoder ignored that byte and reports 19.57 % / 24.59 °C, Dragino's
 V1.2.1 decoder reads it as mode 1. We follow the device's documented layout.) The DS18B20
 value is listed as unknown too: the probe is optional and measures whatever it is put in.
+
+With s_flag 0 (Dragino's V1.2.1 decoder and the TTN repository's lse01-121.js report it as
+``s_flag``: 0 = "No sensor was identified", a probe unplugged or failed) bytes 4..9 are
+zeros, not a dry soil at 0 °C: in mode 0 the moisture, soil temperature and EC decode as
+NaN, this codebase's sensor-fault value (firmware_bridge/PROTOCOL.md), so validation
+refuses those readings as ``sensor_fault`` (quarantined and counted, and rules'
+``unless_quarantined`` sees them) and stores the battery alone.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from firmware_bridge import reasons
@@ -40,6 +50,10 @@ def decode_lse01(payload: bytes, f_port: int | None) -> Decoded | CodecError:
     out.unknown.append("TempC_DS18B20")
     if data[10] >> 7:
         out.unknown += ["dielectric_constant", "water_SOIL_raw", "conduct_SOIL_raw"]
+        return out
+    if not (data[10] >> 4) & 1:  # s_flag 0: no probe identified, its fields are zeros
+        for quantity in ("soil_moisture_pct", "soil_temperature_c", "soil_ec_ms_cm"):
+            out.readings[(quantity, "main")] = math.nan
         return out
     out.readings[("soil_moisture_pct", "main")] = int.from_bytes(data[4:6], "big") / 100
     out.readings[("soil_temperature_c", "main")] = \

@@ -21,6 +21,14 @@ vendor's decoder chose; this maps them through the sensor catalogue's aliases
   depth of each in the device registry (``sensors.depth3.depth_cm``). DL-SMTP's
   ``soil_moisture_at_depth_<n>`` is a unitless index, not water content: not mapped.
 - ``<quantity>@<depth>cm`` keys work as in the native format.
+- ``<type>_<channel>`` keys are The Things Stack's built-in CayenneLPP formatter
+  (lorawan-stack pkg/messageprocessors/cayennelpp/keys.go: ``temperature_3``,
+  ``relative_humidity_2``, ``barometric_pressure_0``, ``luminosity_4``, ``analog_in_1``,
+  ``digital_in_0`` ...): the same quantities and sensor tags (``ch<N>``) as the
+  ``cayenne-lpp`` codec gives for those bytes (:mod:`firmware_bridge.cayenne_lpp`), so a
+  device reads the same either way; the formatter's float32 values are put back on the LPP
+  type's resolution (27.200000762939453 -> 27.2). Types the codec does not map (digital
+  and analog in/out, presence, accelerometer, gyrometer, GPS) are listed as unknown.
 - keys the catalogue does not know, objects, lists, booleans and ``null`` are listed as
   unknown fields and the rest is kept; a known key whose value is no number is ``schema``.
 """
@@ -33,8 +41,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from firmware_bridge import reasons
+from firmware_bridge.cayenne_lpp import TYPES, LppType, on_grid
 from gateway.catalogue import BY_NAME, canonical_name
-from gateway.packet import split_key
+from gateway.packet import sensor_for_channel, split_key
 
 from .common import CodecError, Decoded, number
 
@@ -93,6 +102,35 @@ _VALUE_WITH_UNIT: Final = re.compile(
 )
 
 
+#: TTS CayenneLPP formatter key prefix -> the LPP type id it decoded (keys.go, above).
+_TTS_LPP_TYPES: Final[dict[str, int]] = {
+    "digital_in": 0x00, "digital_out": 0x01, "analog_in": 0x02, "analog_out": 0x03,
+    "luminosity": 0x65, "presence": 0x66, "temperature": 0x67, "relative_humidity": 0x68,
+    "accelerometer": 0x71, "barometric_pressure": 0x73, "gyrometer": 0x86, "gps": 0x88,
+}
+_TTS_LPP_KEY: Final = re.compile(r"^([a-z_]+)_(\d{1,3})$")
+_Key = tuple[str, str | None, str, LppType | None]
+
+
+def _lpp_key(key: str) -> tuple[LppType, str] | None:
+    """(LPP type, sensor tag ``ch<N>``) of a TTS CayenneLPP formatter key, else None."""
+    m = _TTS_LPP_KEY.match(key)
+    if m is None or m.group(1) not in _TTS_LPP_TYPES or int(m.group(2)) > 255:
+        return None
+    return TYPES[_TTS_LPP_TYPES[m.group(1)]], sensor_for_channel(f"ch{int(m.group(2))}")
+
+
+def _reading_key(key: str) -> _Key | None:
+    """(quantity, unit assumed without one, sensor tag, LPP type whose resolution the value
+    has), or None when not a reading."""
+    lpp = _lpp_key(key)
+    if lpp is not None:
+        kind, sensor = lpp
+        return None if kind.quantity is None else (kind.quantity, None, sensor, kind)
+    found = _key(key)
+    return None if found is None else (*found, None)
+
+
 def _key(key: str) -> tuple[str, str | None, str] | None:
     """(quantity, unit assumed without one, sensor tag), or None when not a reading."""
     lowered = key.lower()
@@ -142,11 +180,11 @@ def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
     """A decoded-payload object -> readings (see the module docstring for the rules)."""
     out = Decoded()
     for key, raw in obj.items():
-        found = _key(key) if isinstance(key, str) else None
+        found = _reading_key(key) if isinstance(key, str) else None
         if found is None or not _is_reading_shaped(raw):
             out.unknown.append(str(key)[:64])
             continue
-        quantity, assumed_unit, sensor = found
+        quantity, assumed_unit, sensor, lpp_type = found
         parsed = _value(raw)
         if parsed is None:
             return CodecError(reasons.SCHEMA, f"{key}: {str(raw)[:40]!r} is not a number")
@@ -160,6 +198,8 @@ def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
             value = convert(value)
             if not math.isfinite(value):  # 1e308 m³/m³ is a float overflow, not a reading
                 return CodecError(reasons.SCHEMA, f"{key}: {str(raw)[:40]!r} is out of range")
+        if lpp_type is not None:
+            value = on_grid(value, lpp_type)
         measurement = BY_NAME[quantity].measurement
         if measurement == "device":
             if quantity != "battery_v":

@@ -208,7 +208,9 @@ def validate(
         rejections.append(_reject(packet, bad_reason, "; ".join(bad)))
     if not readings and "battery_v" not in device_fields:
         if not bad:
-            rejections.append(_reject(packet, "empty", "no readings in the packet"))
+            rejections.append(_reject(packet, "empty", "no readings in the packet" + (
+                f"; fields not mapped: {', '.join(packet.unknown_fields)}"[:300]
+                if packet.unknown_fields else "")))
         return Outcome(None, rejections, {})
 
     for values in readings.values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from firmware_bridge import reasons
 from firmware_bridge.lorawan.codecs import CODECS
 from firmware_bridge.lorawan.common import CodecError, Decoded
 from gateway.config.models import PayloadCodec
+from gateway.packet import Packet
+from gateway.pipeline.validate import Policy, validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "lorawan"
 NO_CORPUS = pytest.mark.skipif(not CORPUS.exists(), reason=f"LoRaWAN corpus not at {CORPUS}")
@@ -40,6 +43,16 @@ def refusal(codec: str, payload: bytes, f_port: int | None = None) -> CodecError
     result = CODECS[codec](payload, f_port)
     assert isinstance(result, CodecError), result
     return result
+
+
+def validated(got: Decoded) -> tuple[dict[str, dict[str, float]], dict[str, float],
+                                     list[tuple[str, str]]]:
+    """What validation stores of a decoded payload (readings, device fields) and refuses."""
+    p = Packet("n1", 1, got.readings, "ttn", b"raw", battery_v=got.battery_v)
+    out = validate(p, 1_782_879_000 * 10**9, "mqtt", Policy("farm"), None, clock_trusted=True)
+    stored = out.record.readings if out.record else {}
+    device = out.record.device if out.record else {}
+    return stored, device, [(r.reason, r.detail) for r in out.rejections]
 
 
 def test_config_names_every_codec() -> None:
@@ -98,6 +111,77 @@ def test_milesight_layout_examples() -> None:
     # Device information after a join: skipped by size, not readings.
     info = decode("milesight-em500-smtc", "ff0101ff090140ff0a0114ff0f00" + "ff16" + "00" * 8)
     assert info.readings == {} and info.unknown == ["ff01", "ff09", "ff0a", "ff0f", "ff16"]
+
+
+def test_milesight_em500_smtc_moisture_at_0_01_percent() -> None:
+    # 04 ca: uint16 LE / 100 (EM500-SMTC README, newer firmware); 0x1676 = 5750 -> 57.50 %.
+    got = decode("milesight-em500-smtc", "017564" "03671901" "04ca7616" "057ff000")
+    assert got.readings == {("soil_temperature_c", "main"): 28.1,
+                            ("soil_moisture_pct", "main"): 57.5,
+                            ("soil_ec_ms_cm", "main"): 0.24}
+    assert decode("milesight-em500-smtc", "04ca0100").readings == \
+        {("soil_moisture_pct", "main"): 0.01}
+    error = refusal("milesight-em500-smtc", bytes.fromhex("046873" "04ca7616"))
+    assert error.reason == reasons.BAD_PAYLOAD and "given twice" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("hex_payload", "faulty"),
+    [
+        ("0367ffff" "046873", "soil_temperature_c"),  # raw 0xffff: "collection failed"
+        ("0367fdff" "046873", "soil_temperature_c"),  # raw 0xfffd: "out of range"
+        ("03671901" "04caffff", "soil_moisture_pct"),
+        ("03671901" "04cafdff", "soil_moisture_pct"),
+        ("03671901" "057fffff", "soil_ec_ms_cm"),
+        ("03671901" "057ffdff", "soil_ec_ms_cm"),
+    ],
+)
+def test_milesight_em500_smtc_fault_values_refuse_that_reading_alone(hex_payload: str,
+                                                                      faulty: str) -> None:
+    got = decode("milesight-em500-smtc", hex_payload)
+    assert math.isnan(got.readings[(faulty, "main")])  # not -0.1 °C, 655.35 %, 65.535 mS/cm
+    assert all(math.isfinite(v) for (q, _), v in got.readings.items() if q != faulty)
+    stored, _, rejected = validated(got)
+    assert faulty not in stored["main"] and len(stored["main"]) == 1  # the other one is kept
+    assert rejected == [("sensor_fault", f"{faulty}@main: sensor fault (nan)")]
+
+
+def test_milesight_em300_th_has_no_fault_values() -> None:
+    # EM300-TH_Decoder.js reads plain int16: 0xffff there is an air temperature of -0.1 °C.
+    assert decode("milesight-em300-th", "0367ffff").readings == \
+        {("temperature_c", "main"): -0.1}
+
+
+@pytest.mark.parametrize(
+    ("codec", "hex_payload", "unknown"),
+    [
+        # EM500-SMTC temperature alarm (5 bytes), then the periodic readings.
+        ("milesight-em500-smtc", "83d7" "1901" "0a00" "00" "03671901046873",
+         ["temperature_alarm"]),
+        # EM500-SMTC history record: time, EC, temperature, moisture (10 bytes).
+        ("milesight-em500-smtc", "20ce" "9e744663" "f000" "1901" "7616" "03671901046873",
+         ["history"]),
+        # EM300-TH history record, the README's example (8 bytes), twice, then a reading.
+        ("milesight-em300-th", "20ce9e74466310015d00" "20ce9e74466310015d00" "03671901",
+         ["history"]),
+        # Reset event and TSL version (device information), then the battery.
+        ("milesight-em500-smtc", "fffe01" "ffff0100" "017564" "03671901046873",
+         ["fffe", "ffff", "battery_pct"]),
+        ("milesight-em300-th", "fffe01" "017564" "03671901", ["fffe", "battery_pct"]),
+    ],
+)
+def test_milesight_documented_records_we_do_not_store_are_skipped_by_size(
+    codec: str, hex_payload: str, unknown: list[str],
+) -> None:
+    got = decode(codec, hex_payload)
+    quantity = "soil_temperature_c" if "em500" in codec else "temperature_c"
+    assert got.readings[(quantity, "main")] == 28.1
+    assert got.unknown == unknown
+
+
+def test_milesight_em300_th_readme_history_example_alone() -> None:
+    got = decode("milesight-em300-th", "20CE9E74466310015D00")
+    assert got.readings == {} and got.unknown == ["history"]
 
 
 # ---------------------------------------------------------------- Decentlab
@@ -170,6 +254,12 @@ def test_decentlab_dl_5tm_against_decoded_converter_results() -> None:
         ("milesight-em500-smtc", "09ff00", "not in the EM500-SMTC layout"),
         ("milesight-em300-th", "057ff000", "not in the EM300-TH layout"),  # no EC on a TH
         ("milesight-em300-th", "0367010003670100", "given twice"),
+        ("milesight-em300-th", "04ca7616", "not in the EM300-TH layout"),  # SMTC's only
+        ("milesight-em300-th", "83d71901" "0a0000", "not in the EM300-TH layout"),
+        ("milesight-em500-smtc", "ff2001", "not in the EM500-SMTC layout"),  # undocumented
+        ("milesight-em500-smtc", "20ce" + "00" * 9, "history cut"),  # 10 bytes on the SMTC
+        ("milesight-em500-smtc", "83d7" + "00" * 4, "temperature_alarm cut"),
+        ("milesight-em300-th", "fffe", "fffe cut"),
         ("decentlab-dl-5tm", "02023b00", "header is 5"),
         ("decentlab-dl-5tm", "03023b00020c60", "protocol version 3"),
         ("decentlab-dl-5tm", "02023b0004", "flags 0x0004"),
@@ -206,6 +296,28 @@ def test_dragino_lse01_ttn_repository_vectors() -> None:
     error = refusal("dragino-lse01", bytes(wrong_port["input"]["bytes"]),
                     wrong_port["input"]["fPort"])
     assert error.reason == reasons.BAD_PAYLOAD and "f_port 42" in error.detail
+
+
+def test_dragino_lse01_without_a_probe_stores_only_the_battery() -> None:
+    # Flag byte 0x00: mode 0, s_flag 0 ("No sensor was identified"); bytes 4..9 are zeros.
+    got = decode("dragino-lse01", "ce29" "0000" "0000" "0000" "0000" "00", 2)
+    assert got.battery_v == 3.625
+    assert sorted(got.readings) == [("soil_ec_ms_cm", "main"), ("soil_moisture_pct", "main"),
+                                    ("soil_temperature_c", "main")]
+    assert all(math.isnan(v) for v in got.readings.values())  # never 0 %, 0 °C, 0 mS/cm
+    stored, device, rejected = validated(got)
+    assert stored == {} and device["battery_v"] == 3.625
+    assert [reason for reason, _ in rejected] == ["sensor_fault"]
+    assert all(q in rejected[0][1] for q in ("soil_moisture_pct", "soil_temperature_c",
+                                             "soil_ec_ms_cm"))
+    # The same probe bytes with s_flag 1 (0x10) are readings, zeros included.
+    probe = decode("dragino-lse01", "ce29" "0000" "0000" "0000" "0000" "10", 2)
+    assert probe.readings == {("soil_moisture_pct", "main"): 0.0,
+                              ("soil_temperature_c", "main"): 0.0,
+                              ("soil_ec_ms_cm", "main"): 0.0}
+    # Mode 1 without a probe: the battery alone, as in mode 1 with one.
+    raw_mode = decode("dragino-lse01", "ce29" "0000" "0000" "0000" "0000" "80", 2)
+    assert raw_mode.readings == {} and raw_mode.battery_v == 3.625
 
 
 # ---------------------------------------------------------------- Cayenne LPP

@@ -6,8 +6,10 @@ A clone without the corpus skips the corpus cases.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge import reasons
+from firmware_bridge.cayenne_lpp import parse_lpp
 from firmware_bridge.lorawan import decode_chirpstack, decode_ttn
+from firmware_bridge.lorawan.codecs import decode_cayenne_lpp
 from firmware_bridge.lorawan.common import Decoded
 from firmware_bridge.lorawan.fields import decode_object
 from firmware_bridge.native import parse_timestamp
 from gateway.catalogue import BY_NAME
 from gateway.packet import Ignored, Packet, Rejection
+from gateway.pipeline.validate import Policy, validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "lorawan"
 NO_CORPUS = pytest.mark.skipif(not CORPUS.exists(), reason=f"LoRaWAN corpus not at {CORPUS}")
@@ -283,6 +288,103 @@ def test_decoded_object_refusals(obj: dict[str, Any], detail: str) -> None:
     assert getattr(got, "reason", None) == reasons.SCHEMA and detail in got.detail  # type: ignore[union-attr]
 
 
+# ------------------------------------------- The Things Stack's CayenneLPP formatter
+
+# lorawan-stack pkg/messageprocessors/cayennelpp/keys.go: key prefix of each LPP type, and
+# how go-cayenne-lib computes the value (float32 arithmetic, then JSON as float64).
+_TTS_LPP: dict[int, tuple[str, float | None]] = {
+    0x00: ("digital_in", None), 0x01: ("digital_out", None), 0x02: ("analog_in", 100),
+    0x03: ("analog_out", 100), 0x65: ("luminosity", None), 0x66: ("presence", None),
+    0x67: ("temperature", 10), 0x68: ("relative_humidity", 2),
+    0x73: ("barometric_pressure", 10),
+}
+
+
+def _f32(x: float) -> float:
+    return float(struct.unpack("<f", struct.pack("<f", x))[0])
+
+
+def tts_lpp_formatter(payload: bytes) -> dict[str, Any]:
+    """decoded_payload as The Things Stack's CayenneLPP formatter writes it."""
+    items = parse_lpp(payload)
+    assert isinstance(items, list), items
+    out: dict[str, Any] = {}
+    for item in items:
+        name, divisor = _TTS_LPP[item.type.type_id]
+        raw = round(item.values[0] / item.type.axes[0][1])  # the integer on the wire
+        out[f"{name}_{item.channel}"] = raw if divisor is None else _f32(_f32(raw) / divisor)
+    return out
+
+
+def test_tts_cayenne_lpp_formatter_docs_example_reads_as_the_lpp_codec() -> None:
+    # The TTS docs example (integrations/payload-formatters/cayenne): 03 67 01 10 05 67 00 ff.
+    payload = bytes([0x03, 0x67, 0x01, 0x10, 0x05, 0x67, 0x00, 0xFF])
+    decoded = tts_lpp_formatter(payload)
+    assert decoded == {"temperature_3": 27.200000762939453, "temperature_5": 25.5}
+    body = ttn_body(f_port=8, frm_payload=base64.b64encode(payload).decode(),
+                    decoded_payload=decoded)
+    got = packet(decode_ttn(dumps(body)))
+    assert got.readings == {("temperature_c", "ch3"): 27.2, ("temperature_c", "ch5"): 25.5}
+    codec = packet(decode_ttn(dumps(body), codec="cayenne-lpp"))
+    assert codec.readings == got.readings
+
+
+def test_tts_cayenne_lpp_formatter_keys_map_as_the_codec_maps_the_bytes() -> None:
+    # ch0 barometer 1017.5 hPa, ch0 temperature 22.2, ch2 humidity 64.5 %, ch4 420 lx,
+    # ch1 analog input 3.3, ch6 digital input 1, ch7 temperature -12.3 °C.
+    payload = bytes.fromhex("007327bf" "006700de" "026881" "046501a4" "0102014a" "060001"
+                            "0767ff85")
+    decoded = tts_lpp_formatter(payload)
+    assert decoded["barometric_pressure_0"] == 1017.5
+    assert decoded["temperature_7"] == _f32(_f32(-123) / 10) != -12.3
+    got = decode_object(decoded)
+    codec = decode_cayenne_lpp(payload, 8)
+    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
+    assert got.readings == codec.readings == {
+        ("pressure_hpa", "ch0"): 1017.5, ("temperature_c", "ch0"): 22.2,
+        ("humidity_pct", "ch2"): 64.5, ("illuminance_lux", "ch4"): 420.0,
+        ("temperature_c", "ch7"): -12.3}
+    assert got.unknown == ["analog_in_1", "digital_in_6"]  # as the codec: not quantities
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.tuples(st.integers(0, 255), st.sampled_from([0x65, 0x67, 0x68, 0x73]),
+                                st.integers(0, 2**16 - 1)),
+                      max_size=8, unique_by=lambda t: (t[0], t[1])))
+def test_tts_cayenne_lpp_formatter_values_equal_the_codecs(
+    items: list[tuple[int, int, int]],
+) -> None:
+    payload = b""
+    for channel, type_id, raw in items:
+        if type_id == 0x68:
+            value = (raw & 0xFF).to_bytes(1, "big")
+        elif type_id == 0x73:  # go-cayenne-lib reads the barometer as int16, LPP as uint16
+            value = (raw & 0x7FFF).to_bytes(2, "big")
+        else:
+            value = raw.to_bytes(2, "big")
+        payload += bytes([channel, type_id]) + value
+    if not payload:
+        return
+    got = decode_object(tts_lpp_formatter(payload))
+    codec = decode_cayenne_lpp(payload, 8)
+    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
+    assert got.readings == codec.readings
+
+
+def test_tts_uplink_with_no_readings_names_the_fields_it_did_not_map() -> None:
+    # An LPP device sending only analog and digital inputs: nothing to store, and the
+    # quarantine says what was there instead.
+    body = ttn_body(f_port=8, frm_payload="AQIBSgYAAQ==",
+                    decoded_payload={"analog_in_1": 3.299999952316284, "digital_in_6": 1})
+    got = packet(decode_ttn(dumps(body)))
+    assert got.readings == {} and got.unknown_fields == ("analog_in_1", "digital_in_6")
+    out = validate(got, 1_782_879_000 * 10**9, "mqtt", Policy("farm"), None,
+                   clock_trusted=True)
+    assert out.record is None
+    assert [(r.reason, r.detail) for r in out.rejections] == [
+        ("empty", "no readings in the packet; fields not mapped: analog_in_1, digital_in_6")]
+
+
 # ---------------------------------------------------------------- never raise
 
 JSON_VALUES = st.recursive(
@@ -323,7 +425,9 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
 
 FIELD_KEYS = st.sampled_from(["temperature", "Bat", "battery", "water_SOIL", "conduct_SOIL",
                               "soil_temperature_at_depth_3", "soil_moisture_pct@10cm",
-                              "volumetric_water_content", "rssi", "pressure", "unknown"])
+                              "volumetric_water_content", "rssi", "pressure", "unknown",
+                              "temperature_3", "relative_humidity_255", "luminosity_4",
+                              "barometric_pressure_0", "analog_in_1", "temperature_256"])
 FIELD_VALUES = JSON_VALUES | st.builds(
     lambda number, unit: f"{number}{unit}",
     st.floats(allow_nan=True, allow_infinity=True) | st.integers(),

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge import reasons
+from firmware_bridge.ecowitt import decode_ecowitt
 from firmware_bridge.rtl433 import decode_rtl433_line
 from gateway.packet import Packet, Rejection
 
@@ -95,6 +96,50 @@ def test_bresser_events_and_frames_rtl_433_did_not_decode() -> None:
     assert p.node == "Bresser-6in1:411042499:ch0"
     assert p.readings == {("temperature_c", "main"): 2.7, ("humidity_pct", "main"): 96.0,
                           ("wind_speed_ms", "main"): 0.3}
+
+
+def test_wn34_probe_temperature_is_a_soil_temperature_as_from_an_ecowitt_gateway() -> None:
+    # rtl_433 src/devices/fineoffset_wn34.c: model, id, battery_ok, battery_mV,
+    # temperature_C, mic; sub type 4 (WN34D) is "Fineoffset-WN34D".
+    line = ('{"time": "2026-07-01 13:10:00", "model": "%s", "id": "2965", "battery_ok": 1.0,'
+            ' "battery_mV": 1580, "temperature_C": 18.4, "mic": "CRC"}')
+    (via_gateway,) = decode_ecowitt(b"PASSKEY=ABCDEF0123456789&dateutc=2026-07-01+04:10:00"
+                                    b"&tf_ch1=65.1&tf_batt1=1.58")
+    assert set(via_gateway.readings) == {("soil_temperature_c", "main")}
+    for model in ("Fineoffset-WN34", "Fineoffset-WN34D"):
+        p = _packet(line % model)
+        assert p.readings == {("soil_temperature_c", "main"): 18.4}
+        assert p.battery_v == pytest.approx(1.58) and p.node == f"{model}:2965"
+    # Other models' temperature_C stays an air temperature.
+    assert _packet(line % "Fineoffset-WH31").readings == {("temperature_c", "main"): 18.4}
+
+
+def test_registry_ids_match_without_regard_to_case() -> None:
+    line = b'{"model":"Fineoffset-WH51","id":"006b58","battery_mV":1400,"moisture":36}'
+    for ident in ("rtl433:Fineoffset-WH51/006b58", "rtl433:Fineoffset-WH51/006B58",
+                  "rtl433:fineoffset-wh51/006b58", "rtl433:FINEOFFSET-WH51/006B58"):
+        got = decode_rtl433_line(line, ids={ident: "bed-wh51", "lorawan:0101010101010101": "x"})
+        assert isinstance(got, Packet) and got.node == "bed-wh51", ident
+    # With a channel, and the exact spelling first when two spellings are registered.
+    wh31 = b'{"model":"AmbientWeather-WH31E","id":195,"channel":1,"temperature_C":12.2}'
+    got = decode_rtl433_line(wh31, ids={"rtl433:ambientweather-wh31e/195/1": "ch1"})
+    assert isinstance(got, Packet) and got.node == "ch1"
+    both = {"rtl433:Fineoffset-WH51/006B58": "upper", "rtl433:Fineoffset-WH51/006b58": "exact"}
+    got = decode_rtl433_line(line, ids=both)
+    assert isinstance(got, Packet) and got.node == "exact"
+    # A registry that changes (a new dict, or one entry more) is seen at the next line.
+    registry = {"rtl433:Fineoffset-WH51/000001": "other"}
+    got = decode_rtl433_line(line, ids=registry)
+    assert isinstance(got, Packet) and got.node == "Fineoffset-WH51:006b58"
+    registry["rtl433:FINEOFFSET-WH51/006B58"] = "added"
+    got = decode_rtl433_line(line, ids=registry)
+    assert isinstance(got, Packet) and got.node == "added"
+    got = decode_rtl433_line(line, ids={"rtl433:Fineoffset-WH51/006B58": "new"})
+    assert isinstance(got, Packet) and got.node == "new"
+    # Not another device's id, nor another scheme's.
+    got = decode_rtl433_line(line, ids={"rtl433:Fineoffset-WH51/006b59": "no",
+                                        "ecowitt:Fineoffset-WH51/006b58": "no"})
+    assert isinstance(got, Packet) and got.node == "Fineoffset-WH51:006b58"
 
 
 def test_zoned_and_unix_times_are_node_times_and_local_wall_clock_is_not() -> None:
