@@ -833,17 +833,20 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _one_node_per_id(self) -> Settings:
+        # Case aside: every scheme's ids are matched without regard to case (an Ecowitt
+        # PASSKEY, an rtl_433 hex id typed from a label), so two spellings are one device.
         seen: dict[str, str] = {}
         for node, device in self.devices.items():
             for ident in device.ids:
-                if ident in seen and seen[ident] != node:
+                key = ident.lower()
+                if key in seen and seen[key] != node:
                     raise config_error(
-                        f"device identity {ident!r} is given to both {seen[ident]!r} and "
+                        f"device identity {ident!r} is given to both {seen[key]!r} and "
                         f"{node!r}",
                         "one radio device is one node: keep the identity on one of them",
                         fields=(f"devices.{node}.ids",),
                     )
-                seen[ident] = node
+                seen[key] = node
         return self
 
     @model_validator(mode="after")
