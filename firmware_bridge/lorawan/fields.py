@@ -29,6 +29,14 @@ vendor's decoder chose; this maps them through the sensor catalogue's aliases
   device reads the same either way; the formatter's float32 values are put back on the LPP
   type's resolution (27.200000762939453 -> 27.2). Types the codec does not map (digital
   and analog in/out, presence, accelerometer, gyrometer, GPS) are listed as unknown.
+- ``<type>: {"<channel>": value}`` objects are ChirpStack's built-in Cayenne LPP codec
+  (v4 chirpstack/src/codec/cayenne_lpp.rs, ``to_struct``; v3 chirpstack-application-server
+  internal/codec/cayennelpp/cayennelpp.go, the same JSON): ``{"temperatureSensor": {"3":
+  27.2}, "humiditySensor": {"5": 60.5}, "barometer": {"0": 1017.5}, "illuminanceSensor":
+  {"4": 300}}`` map as the TTS keys do (``ch<N>``, the LPP resolution); the unmapped types
+  (``digitalInput``, ``digitalOutput``, ``analogInput``, ``analogOutput``,
+  ``presenceSensor``, ``accelerometer``, ``gyrometer``, ``gpsLocation``) are listed as
+  unknown per channel (``analogInput.1``), as is a channel key that is no number 0..255.
 - keys the catalogue does not know, objects, lists, booleans and ``null`` are listed as
   unknown fields and the rest is kept; a known key whose value is no number is ``schema``.
 """
@@ -108,7 +116,22 @@ _TTS_LPP_TYPES: Final[dict[str, int]] = {
     "luminosity": 0x65, "presence": 0x66, "temperature": 0x67, "relative_humidity": 0x68,
     "accelerometer": 0x71, "barometric_pressure": 0x73, "gyrometer": 0x86, "gps": 0x88,
 }
-_TTS_LPP_KEY: Final = re.compile(r"^([a-z_]+)_(\d{1,3})$")
+_TTS_LPP_KEY: Final = re.compile(r"^([a-z_]+)_([0-9]{1,3})$")  # ASCII: \d takes "٣" too
+#: ChirpStack's Cayenne LPP codec: top-level key -> the LPP type id whose values it holds,
+#: keyed by channel (``format!("{}", channel)`` of a u8: "0".."255"). The keys and the
+#: nesting are ChirpStack's own (chirpstack/chirpstack, chirpstack/src/codec/cayenne_lpp.rs,
+#: ``CayenneLpp::to_struct`` and ``from_struct``; the v3 Go codec in
+#: brocaar/chirpstack-application-server internal/codec/cayennelpp/cayennelpp.go has the
+#: same JSON tags). Values are f64 there (``i16 as f64 / 10.0`` ...), already on the grid;
+#: accelerometer, gyrometer and GPS values are objects ({x, y, z}, {latitude, longitude,
+#: altitude}) of types that are not mapped.
+_CHIRPSTACK_LPP_TYPES: Final[dict[str, int]] = {
+    "digitalInput": 0x00, "digitalOutput": 0x01, "analogInput": 0x02, "analogOutput": 0x03,
+    "illuminanceSensor": 0x65, "presenceSensor": 0x66, "temperatureSensor": 0x67,
+    "humiditySensor": 0x68, "accelerometer": 0x71, "barometer": 0x73, "gyrometer": 0x86,
+    "gpsLocation": 0x88,
+}
+_CHANNEL: Final = re.compile(r"^(?:0|[1-9][0-9]{0,2})$")  # as ChirpStack writes a u8
 _Key = tuple[str, str | None, str, LppType | None]
 
 
@@ -129,6 +152,38 @@ def _reading_key(key: str) -> _Key | None:
         return None if kind.quantity is None else (kind.quantity, None, sensor, kind)
     found = _key(key)
     return None if found is None else (*found, None)
+
+
+def _chirpstack_lpp(key: str, raw: Any) -> list[tuple[str, _Key | None, Any]] | None:
+    """(field name, reading key or None, value) per channel of a ChirpStack Cayenne LPP
+    ``{"<type>": {"<channel>": value}}`` entry, or None when ``key: raw`` is not one."""
+    type_id = _CHIRPSTACK_LPP_TYPES.get(key)
+    if type_id is None or not isinstance(raw, dict) or "value" in raw:
+        return None
+    kind = TYPES[type_id]
+    entries: list[tuple[str, _Key | None, Any]] = []
+    for channel, value in raw.items():
+        name = f"{key}.{channel}"
+        if kind.quantity is None or not isinstance(channel, str) \
+                or not _CHANNEL.match(channel) or int(channel) > 255:
+            entries.append((name, None, value))
+        else:
+            entries.append((name, (kind.quantity, None,
+                                   sensor_for_channel(f"ch{int(channel)}"), kind), value))
+    return entries or [(key, None, raw)]
+
+
+def _entries(obj: dict[str, Any]) -> list[tuple[str, _Key | None, Any]]:
+    """(field name, reading key or None, value) of each field of a decoded object; a
+    ChirpStack Cayenne LPP type object gives one per channel."""
+    entries: list[tuple[str, _Key | None, Any]] = []
+    for key, raw in obj.items():
+        if not isinstance(key, str):
+            entries.append((str(key), None, raw))
+            continue
+        nested = _chirpstack_lpp(key, raw)
+        entries.extend(nested if nested is not None else [(key, _reading_key(key), raw)])
+    return entries
 
 
 def _key(key: str) -> tuple[str, str | None, str] | None:
@@ -179,10 +234,9 @@ def _is_reading_shaped(raw: Any) -> bool:
 def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
     """A decoded-payload object -> readings (see the module docstring for the rules)."""
     out = Decoded()
-    for key, raw in obj.items():
-        found = _reading_key(key) if isinstance(key, str) else None
+    for key, found, raw in _entries(obj):
         if found is None or not _is_reading_shaped(raw):
-            out.unknown.append(str(key)[:64])
+            out.unknown.append(key[:64])
             continue
         quantity, assumed_unit, sensor, lpp_type = found
         parsed = _value(raw)
@@ -212,4 +266,9 @@ def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
             return CodecError(reasons.SCHEMA, f"{quantity} for {sensor} given twice ({key})")
         else:
             out.readings[(quantity, sensor)] = value
+            if obj.get("s_flag") == 0 and key.lower().endswith("_soil"):
+                # Dragino's own LSE01 decoder says s_flag 0, "No sensor was identified",
+                # and still prints the probe's zeros: a fault, as decode_lse01 reads it
+                # from the bytes (never 0 % soil moisture, which would call for water).
+                out.readings[(quantity, sensor)] = math.nan
     return out

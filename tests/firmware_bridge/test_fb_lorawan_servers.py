@@ -385,6 +385,155 @@ def test_tts_uplink_with_no_readings_names_the_fields_it_did_not_map() -> None:
         ("empty", "no readings in the packet; fields not mapped: analog_in_1, digital_in_6")]
 
 
+# ------------------------------------------------ ChirpStack's Cayenne LPP codec
+
+# chirpstack/chirpstack, chirpstack/src/codec/cayenne_lpp.rs (v4; the v3 Go codec,
+# brocaar/chirpstack-application-server internal/codec/cayennelpp/cayennelpp.go, writes the
+# same JSON): object key of each LPP type, and the divisor applied in f64 to the integer
+# on the wire (illuminance, presence and digital in/out are that integer, as a number).
+_CS_LPP: dict[int, tuple[str, tuple[str, ...] | None, tuple[float, ...]]] = {
+    0x00: ("digitalInput", None, (1,)), 0x01: ("digitalOutput", None, (1,)),
+    0x02: ("analogInput", None, (100,)), 0x03: ("analogOutput", None, (100,)),
+    0x65: ("illuminanceSensor", None, (1,)), 0x66: ("presenceSensor", None, (1,)),
+    0x67: ("temperatureSensor", None, (10,)), 0x68: ("humiditySensor", None, (2,)),
+    0x71: ("accelerometer", ("x", "y", "z"), (1000, 1000, 1000)),
+    0x73: ("barometer", None, (10,)),
+    0x86: ("gyrometer", ("x", "y", "z"), (100, 100, 100)),
+    0x88: ("gpsLocation", ("latitude", "longitude", "altitude"), (10000, 10000, 100)),
+}
+
+
+def chirpstack_lpp_codec(payload: bytes) -> dict[str, Any]:
+    """``object`` as ChirpStack's Cayenne LPP codec writes it (``CayenneLpp::to_struct``):
+    by type, then by channel as a decimal string, every value an f64."""
+    items = parse_lpp(payload)
+    assert isinstance(items, list), items
+    out: dict[str, Any] = {}
+    for item in items:
+        name, axes, divisors = _CS_LPP[item.type.type_id]
+        wire = [round(v / axis[1]) for v, axis in zip(item.values, item.type.axes, strict=True)]
+        values = [float(w) / d for w, d in zip(wire, divisors, strict=True)]
+        out.setdefault(name, {})[str(item.channel)] = \
+            values[0] if axes is None else dict(zip(axes, values, strict=True))
+    return out
+
+
+# cayenne_lpp.rs ``test_lpp``: ChirpStack's own bytes and the object it expects for them.
+_CS_TEST_LPP = bytes([
+    3, 0, 100, 5, 0, 210, 3, 1, 100, 5, 1, 210, 3, 2, 0, 10, 5, 2, 3, 232,
+    3, 3, 0, 10, 5, 3, 3, 232, 3, 101, 0, 10, 5, 101, 3, 232, 3, 102, 5, 5, 102, 3,
+    3, 103, 1, 16, 5, 103, 0, 255, 3, 104, 41, 5, 104, 150,
+    3, 113, 0, 1, 0, 2, 0, 3, 5, 113, 3, 234, 7, 211, 11, 187, 3, 115, 4, 31, 5, 115, 9, 196,
+    3, 134, 0, 1, 0, 2, 0, 3, 5, 134, 3, 233, 7, 210, 11, 187,
+    1, 136, 6, 118, 95, 242, 150, 10, 0, 3, 232,
+])
+_CS_TEST_OBJECT: dict[str, Any] = {
+    "digitalInput": {"3": 100.0, "5": 210.0}, "digitalOutput": {"3": 100.0, "5": 210.0},
+    "analogInput": {"3": 0.1, "5": 10.0}, "analogOutput": {"3": 0.1, "5": 10.0},
+    "illuminanceSensor": {"3": 10.0, "5": 1000.0}, "presenceSensor": {"3": 5.0, "5": 3.0},
+    "temperatureSensor": {"3": 27.2, "5": 25.5}, "humiditySensor": {"3": 20.5, "5": 75.0},
+    "accelerometer": {"3": {"x": 0.001, "y": 0.002, "z": 0.003},
+                      "5": {"x": 1.002, "y": 2.003, "z": 3.003}},
+    "barometer": {"3": 105.5, "5": 250.0},
+    "gyrometer": {"3": {"x": 0.01, "y": 0.02, "z": 0.03},
+                  "5": {"x": 10.01, "y": 20.02, "z": 30.03}},
+    "gpsLocation": {"1": {"latitude": 42.3519, "longitude": -87.9094, "altitude": 10.0}},
+}
+
+
+def test_chirpstack_cayenne_lpp_test_vector_reads_as_the_lpp_codec() -> None:
+    assert chirpstack_lpp_codec(_CS_TEST_LPP) == _CS_TEST_OBJECT  # the model is ChirpStack's
+    got = decode_object(_CS_TEST_OBJECT)
+    codec = decode_cayenne_lpp(_CS_TEST_LPP, 8)
+    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
+    assert got.readings == codec.readings == {
+        ("illuminance_lux", "ch3"): 10.0, ("illuminance_lux", "ch5"): 1000.0,
+        ("temperature_c", "ch3"): 27.2, ("temperature_c", "ch5"): 25.5,
+        ("humidity_pct", "ch3"): 20.5, ("humidity_pct", "ch5"): 75.0,
+        ("pressure_hpa", "ch3"): 105.5, ("pressure_hpa", "ch5"): 250.0}
+    assert got.unknown == [f"{name}.{ch}" for name in (
+        "digitalInput", "digitalOutput", "analogInput", "analogOutput", "presenceSensor",
+        "accelerometer", "gyrometer") for ch in ("3", "5")] + ["gpsLocation.1"]
+    assert got.battery_v is None
+
+
+def test_chirpstack_cayenne_lpp_object_in_an_up_event_reads_as_the_lpp_codec() -> None:
+    # ch0 barometer 1017.5 hPa, ch3 temperature 27.2, ch5 humidity 60.5 %, ch4 300 lx,
+    # ch1 analog input 3.3, ch6 digital input 1, ch7 temperature -12.3 °C.
+    payload = bytes.fromhex("007327bf" "03670110" "056879" "0465012c" "0102014a" "060001"
+                            "0767ff85")
+    obj = chirpstack_lpp_codec(payload)
+    assert obj == {"barometer": {"0": 1017.5}, "temperatureSensor": {"3": 27.2, "7": -12.3},
+                   "humiditySensor": {"5": 60.5}, "illuminanceSensor": {"4": 300.0},
+                   "analogInput": {"1": 3.3}, "digitalInput": {"6": 1.0}}
+    body = cs_body(fCnt=4, fPort=8, data=base64.b64encode(payload).decode(), object=obj)
+    got = packet(decode_chirpstack(dumps(body)))
+    assert got.readings == {
+        ("pressure_hpa", "ch0"): 1017.5, ("temperature_c", "ch3"): 27.2,
+        ("temperature_c", "ch7"): -12.3, ("humidity_pct", "ch5"): 60.5,
+        ("illuminance_lux", "ch4"): 300.0}
+    assert got.unknown_fields == ("analogInput.1", "digitalInput.6")
+    codec = packet(decode_chirpstack(dumps(body), codec="cayenne-lpp"))
+    assert codec.readings == got.readings
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.tuples(st.integers(0, 255), st.sampled_from([0x65, 0x67, 0x68, 0x73]),
+                                st.integers(0, 2**16 - 1)),
+                      max_size=8, unique_by=lambda t: (t[0], t[1])))
+def test_chirpstack_cayenne_lpp_values_equal_the_codecs(items: list[tuple[int, int, int]]) -> None:
+    # ChirpStack reads the barometer as u16, as LPP does: the whole range, unlike TTS.
+    payload = b""
+    for channel, type_id, raw in items:
+        value = (raw & 0xFF).to_bytes(1, "big") if type_id == 0x68 else raw.to_bytes(2, "big")
+        payload += bytes([channel, type_id]) + value
+    if not payload:
+        return
+    got = decode_object(json.loads(dumps(chirpstack_lpp_codec(payload))))  # through JSON
+    codec = decode_cayenne_lpp(payload, 8)
+    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
+    assert got.readings == codec.readings and got.unknown == codec.unknown == []
+
+
+@pytest.mark.parametrize(
+    ("obj", "readings", "unknown"),
+    [
+        # Channel keys as ChirpStack writes a u8; anything else is not a channel.
+        ({"temperatureSensor": {"0": 20.0, "255": 21.5, "03": 1.0, "256": 2.0, "x": 3.0,
+                                "\u0663": 4.0}},  # an Arabic-Indic 3: int() reads it, not ours
+         {("temperature_c", "ch0"): 20.0, ("temperature_c", "ch255"): 21.5},
+         ["temperatureSensor.03", "temperatureSensor.256", "temperatureSensor.x",
+          "temperatureSensor.\u0663"]),
+        # A value off the LPP grid (float32 in a custom JS codec) goes back onto it.
+        ({"humiditySensor": {"2": 64.5}, "barometer": {"1": 1017.5000610351562}},
+         {("humidity_pct", "ch2"): 64.5, ("pressure_hpa", "ch1"): 1017.5}, []),
+        # Values of no reading shape are listed, as top-level keys are.
+        ({"temperatureSensor": {"1": None, "2": [1]}, "illuminanceSensor": {}},
+         {}, ["temperatureSensor.1", "temperatureSensor.2", "illuminanceSensor"]),
+        # Not a ChirpStack type object: the ordinary rules (a Decentlab-style value object).
+        ({"barometer": 1017.5, "temperatureSensor": {"value": 20.0}}, {},
+         ["barometer", "temperatureSensor"]),
+    ],
+)
+def test_chirpstack_cayenne_lpp_object_edges(obj: dict[str, Any],
+                                             readings: dict[tuple[str, str], float],
+                                             unknown: list[str]) -> None:
+    got = decode_object(obj)
+    assert isinstance(got, Decoded), got
+    assert got.readings == readings and got.unknown == unknown
+
+
+@pytest.mark.parametrize(
+    ("obj", "detail"),
+    [({"temperatureSensor": {"3": "warm"}}, "temperatureSensor.3: 'warm' is not a number"),
+     ({"temperatureSensor": {"3": 27.2}, "temperature_3": 27.2}, "given twice"),
+     ({"humiditySensor": {"3": "60 kg"}}, "unit 'kg'")],
+)
+def test_chirpstack_cayenne_lpp_object_refusals(obj: dict[str, Any], detail: str) -> None:
+    got = decode_object(obj)
+    assert getattr(got, "reason", None) == reasons.SCHEMA and detail in got.detail  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------- never raise
 
 JSON_VALUES = st.recursive(
@@ -427,12 +576,16 @@ FIELD_KEYS = st.sampled_from(["temperature", "Bat", "battery", "water_SOIL", "co
                               "soil_temperature_at_depth_3", "soil_moisture_pct@10cm",
                               "volumetric_water_content", "rssi", "pressure", "unknown",
                               "temperature_3", "relative_humidity_255", "luminosity_4",
-                              "barometric_pressure_0", "analog_in_1", "temperature_256"])
+                              "barometric_pressure_0", "analog_in_1", "temperature_256",
+                              "temperatureSensor", "humiditySensor", "barometer",
+                              "illuminanceSensor", "analogInput", "gpsLocation"])
+CHANNEL_KEYS = st.sampled_from(["0", "3", "255", "256", "03", "-1", "value"]) | st.text(max_size=3)
 FIELD_VALUES = JSON_VALUES | st.builds(
     lambda number, unit: f"{number}{unit}",
     st.floats(allow_nan=True, allow_infinity=True) | st.integers(),
     st.sampled_from(["", " V", "mV", " °C", "°F", " uS/cm", " %", " kPa", " m³/m³", " x"]),
 ) | st.fixed_dictionaries({"value": JSON_VALUES}, optional={"unit": JSON_VALUES})
+FIELD_VALUES = FIELD_VALUES | st.dictionaries(CHANNEL_KEYS, FIELD_VALUES, max_size=4)
 
 
 @settings(max_examples=400, deadline=None)
@@ -447,3 +600,26 @@ def test_decoded_objects_never_raise_and_give_finite_catalogue_values(
         assert got.battery_v is None or math.isfinite(got.battery_v)
     else:
         assert got.reason in reasons.REASONS
+
+
+def test_tts_formatter_channels_are_ascii_digits() -> None:
+    """re's \\d also takes other scripts' digits: temperature_٣ is no channel 3."""
+    got = decode_object({"temperature_\u0663": 21.5, "temperature_3": 20.0})
+    assert isinstance(got, Decoded)
+    assert got.readings == {("temperature_c", "ch3"): 20.0}
+    assert got.unknown == ["temperature_\u0663"]
+
+
+def test_dragino_decoder_output_without_a_probe_is_a_fault_not_zeros() -> None:
+    """Dragino's LSE01 decoder (TTS decoded_payload) with s_flag 0 prints the missing
+    probe's zeros: they are faults, as the bytes decoded by decode_lse01 are."""
+    body = {"Bat": "3.625 V", "water_SOIL": "0.00", "temp_SOIL": "0.00",
+            "conduct_SOIL": 0, "s_flag": 0, "i_flag": 0, "Mod": 0}
+    got = decode_object(body)
+    assert isinstance(got, Decoded) and got.battery_v == 3.625
+    assert sorted(got.readings) == [("soil_ec_ms_cm", "main"), ("soil_moisture_pct", "main"),
+                                    ("soil_temperature_c", "main")]
+    assert all(math.isnan(v) for v in got.readings.values())
+    probe = decode_object({**body, "s_flag": 1})
+    assert isinstance(probe, Decoded)
+    assert probe.readings[("soil_moisture_pct", "main")] == 0.0
