@@ -329,6 +329,16 @@ def test_tts_cayenne_lpp_formatter_docs_example_reads_as_the_lpp_codec() -> None
     assert codec.readings == got.readings
 
 
+def reads_as_the_lpp_codec(obj: dict[str, Any], payload: bytes) -> Decoded:
+    """``decode_object(obj)``, checked to give the readings our cayenne-lpp codec gives for
+    the bytes the network server decoded into ``obj``."""
+    got = decode_object(obj)
+    codec = decode_cayenne_lpp(payload, 8)
+    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
+    assert got.readings == codec.readings
+    return got
+
+
 def test_tts_cayenne_lpp_formatter_keys_map_as_the_codec_maps_the_bytes() -> None:
     # ch0 barometer 1017.5 hPa, ch0 temperature 22.2, ch2 humidity 64.5 %, ch4 420 lx,
     # ch1 analog input 3.3, ch6 digital input 1, ch7 temperature -12.3 °C.
@@ -337,10 +347,8 @@ def test_tts_cayenne_lpp_formatter_keys_map_as_the_codec_maps_the_bytes() -> Non
     decoded = tts_lpp_formatter(payload)
     assert decoded["barometric_pressure_0"] == 1017.5
     assert decoded["temperature_7"] == _f32(_f32(-123) / 10) != -12.3
-    got = decode_object(decoded)
-    codec = decode_cayenne_lpp(payload, 8)
-    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
-    assert got.readings == codec.readings == {
+    got = reads_as_the_lpp_codec(decoded, payload)
+    assert got.readings == {
         ("pressure_hpa", "ch0"): 1017.5, ("temperature_c", "ch0"): 22.2,
         ("humidity_pct", "ch2"): 64.5, ("illuminance_lux", "ch4"): 420.0,
         ("temperature_c", "ch7"): -12.3}
@@ -443,10 +451,8 @@ _CS_TEST_OBJECT: dict[str, Any] = {
 
 def test_chirpstack_cayenne_lpp_test_vector_reads_as_the_lpp_codec() -> None:
     assert chirpstack_lpp_codec(_CS_TEST_LPP) == _CS_TEST_OBJECT  # the model is ChirpStack's
-    got = decode_object(_CS_TEST_OBJECT)
-    codec = decode_cayenne_lpp(_CS_TEST_LPP, 8)
-    assert isinstance(got, Decoded) and isinstance(codec, Decoded)
-    assert got.readings == codec.readings == {
+    got = reads_as_the_lpp_codec(_CS_TEST_OBJECT, _CS_TEST_LPP)
+    assert got.readings == {
         ("illuminance_lux", "ch3"): 10.0, ("illuminance_lux", "ch5"): 1000.0,
         ("temperature_c", "ch3"): 27.2, ("temperature_c", "ch5"): 25.5,
         ("humidity_pct", "ch3"): 20.5, ("humidity_pct", "ch5"): 75.0,
