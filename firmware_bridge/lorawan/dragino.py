@@ -23,7 +23,9 @@ With s_flag 0 (Dragino's V1.2.1 decoder and the TTN repository's lse01-121.js re
 zeros, not a dry soil at 0 °C: in mode 0 the moisture, soil temperature and EC decode as
 NaN, this codebase's sensor-fault value (firmware_bridge/PROTOCOL.md), so validation
 refuses those readings as ``sensor_fault`` (quarantined and counted, and rules'
-``unless_quarantined`` sees them) and stores the battery alone.
+``unless_quarantined`` sees them) and stores the battery alone. Only when those bytes are
+zeros: in firmware before the flags byte (the LSE01 manual's older layout) byte 10 was the
+digital interrupt, normally 0, with real readings before it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def decode_lse01(payload: bytes, f_port: int | None) -> Decoded | CodecError:
     if data[10] >> 7:
         out.unknown += ["dielectric_constant", "water_SOIL_raw", "conduct_SOIL_raw"]
         return out
-    if not (data[10] >> 4) & 1:  # s_flag 0: no probe identified, its fields are zeros
+    if not (data[10] >> 4) & 1 and not any(data[4:10]):  # s_flag 0 and the probe's zeros
         for quantity in ("soil_moisture_pct", "soil_temperature_c", "soil_ec_ms_cm"):
             out.readings[(quantity, "main")] = math.nan
         return out

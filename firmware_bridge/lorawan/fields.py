@@ -266,9 +266,10 @@ def decode_object(obj: dict[str, Any]) -> Decoded | CodecError:
             return CodecError(reasons.SCHEMA, f"{quantity} for {sensor} given twice ({key})")
         else:
             out.readings[(quantity, sensor)] = value
-            if obj.get("s_flag") == 0 and key.lower().endswith("_soil"):
+            if obj.get("s_flag") == 0 and value == 0 and key.lower().endswith("_soil"):
                 # Dragino's own LSE01 decoder says s_flag 0, "No sensor was identified",
                 # and still prints the probe's zeros: a fault, as decode_lse01 reads it
                 # from the bytes (never 0 % soil moisture, which would call for water).
+                # A value that is not 0 is a reading (older firmware: no s_flag there).
                 out.readings[(quantity, sensor)] = math.nan
     return out

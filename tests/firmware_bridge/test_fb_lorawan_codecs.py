@@ -315,6 +315,11 @@ def test_dragino_lse01_without_a_probe_stores_only_the_battery() -> None:
     assert probe.readings == {("soil_moisture_pct", "main"): 0.0,
                               ("soil_temperature_c", "main"): 0.0,
                               ("soil_ec_ms_cm", "main"): 0.0}
+    # Firmware before the flags byte: byte 10 was the digital interrupt (0), with readings.
+    old = decode("dragino-lse01", "ce29" "00f1" "07a5" "099b" "6e28" "00", 2)
+    assert old.readings == {("soil_moisture_pct", "main"): 19.57,
+                            ("soil_temperature_c", "main"): 24.59,
+                            ("soil_ec_ms_cm", "main"): 28.2}
     # Mode 1 without a probe: the battery alone, as in mode 1 with one.
     raw_mode = decode("dragino-lse01", "ce29" "0000" "0000" "0000" "0000" "80", 2)
     assert raw_mode.readings == {} and raw_mode.battery_v == 3.625

@@ -629,3 +629,6 @@ def test_dragino_decoder_output_without_a_probe_is_a_fault_not_zeros() -> None:
     probe = decode_object({**body, "s_flag": 1})
     assert isinstance(probe, Decoded)
     assert probe.readings[("soil_moisture_pct", "main")] == 0.0
+    old_firmware = decode_object({**body, "water_SOIL": "21.02"})  # byte 10 was no flags
+    assert isinstance(old_firmware, Decoded)
+    assert old_firmware.readings[("soil_moisture_pct", "main")] == 21.02
