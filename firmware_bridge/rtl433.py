@@ -118,27 +118,10 @@ def _is_number(value: object) -> bool:
 
 def _registered(ident: str, registry: Mapping[str, str]) -> str | None:
     """The registry's node for ``ident``, case aside: rtl_433 prints hex ids in lower case,
-    a label or a manual may show them in upper case, and either names the same device."""
-    exact = registry.get(ident)  # the usual case: one lookup
-    if exact is not None:
-        return exact
-    return _lowered(registry).get(ident.lower())
-
-
-_LOWERED: list[tuple[Mapping[str, str], int, dict[str, str]]] = []
-
-
-def _lowered(registry: Mapping[str, str]) -> dict[str, str]:
-    """The ``rtl433:`` entries of ``registry`` with lower-cased keys. Callers pass the same
-    registry with every line, and most lines come from devices that are not in it (a
-    neighbour's sensors), so the view is kept for the last registry seen rather than
-    rebuilt, or the registry scanned, per line. A derived value only: same answers."""
-    cached = _LOWERED[0] if _LOWERED else None  # one read: other threads may replace it
-    if cached is not None and cached[0] is registry and cached[1] == len(registry):
-        return cached[2]
-    view = {key.lower(): node for key, node in registry.items() if key.startswith("rtl433:")}
-    _LOWERED[:] = [(registry, len(registry), view)]
-    return view
+    a label or a manual may show them in upper case, and either names the same device. The
+    config keeps registry ids lower-case (gateway/config/models.py ``_check_external_id``);
+    the exact spelling is tried first for a registry built by hand."""
+    return registry.get(ident) or registry.get(ident.lower())
 
 
 def _node_name(obj: dict[str, Any], registry: Mapping[str, str]) -> str | None:

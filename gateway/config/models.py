@@ -681,7 +681,9 @@ _DEV_EUI: Final = re.compile(r"^[0-9a-f]{16}$")
 
 
 def _check_external_id(value: str) -> str:
-    """``scheme:id`` of a node in a third-party format; DevEUIs are kept lower-case."""
+    """``scheme:id`` of a node in a third-party format, lower-case: every scheme's ids are
+    matched without regard to case (a DevEUI, an Ecowitt PASSKEY, an rtl_433 hex id typed
+    from a label), so the registry keeps one spelling and decoders look up ``ident.lower()``."""
     scheme, sep, ident = value.partition(":")
     if not sep or scheme not in EXTERNAL_ID_SCHEMES or not ident.strip():
         raise config_error(
@@ -696,7 +698,7 @@ def _check_external_id(value: str) -> str:
                 f"{value!r}: a LoRaWAN DevEUI is 16 hex digits",
                 "copy it from the network server's device page, e.g. lorawan:a84041000181c61f",
             )
-    return f"{scheme}:{ident}"
+    return f"{scheme}:{ident.lower()}"
 
 
 class DeviceConfig(_Section):
@@ -833,20 +835,17 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _one_node_per_id(self) -> Settings:
-        # Case aside: every scheme's ids are matched without regard to case (an Ecowitt
-        # PASSKEY, an rtl_433 hex id typed from a label), so two spellings are one device.
-        seen: dict[str, str] = {}
+        seen: dict[str, str] = {}  # ids are lower-case (_check_external_id): case aside
         for node, device in self.devices.items():
             for ident in device.ids:
-                key = ident.lower()
-                if key in seen and seen[key] != node:
+                if ident in seen and seen[ident] != node:
                     raise config_error(
-                        f"device identity {ident!r} is given to both {seen[key]!r} and "
+                        f"device identity {ident!r} is given to both {seen[ident]!r} and "
                         f"{node!r}",
                         "one radio device is one node: keep the identity on one of them",
                         fields=(f"devices.{node}.ids",),
                     )
-                seen[key] = node
+                seen[ident] = node
         return self
 
     @model_validator(mode="after")

@@ -454,8 +454,8 @@ def test_device_ids_are_normalised_and_map_to_their_node() -> None:
     }})
     assert s.external_ids == {
         "lorawan:a84041000181c61f": "n1",
-        "rtl433:Fineoffset-WH51/0d2f1a": "n1",
-        "ecowitt:GW1100B/soil1": "n2",
+        "rtl433:fineoffset-wh51/0d2f1a": "n1",  # every scheme: matched case aside
+        "ecowitt:gw1100b/soil1": "n2",
     }
 
 
