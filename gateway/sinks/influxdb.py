@@ -145,8 +145,8 @@ def error_from_response(status: int, retry_after: str | None, body: bytes | str 
     at the wrong URL) says nothing about the points: splitting would quarantine every one
     of them, so it is a client error instead, logged with the config key, data kept."""
     failure = classify(status) or FailureClass.SERVER
-    message = _server_message(body)
-    if failure is FailureClass.BAD_DATA and influx_version is None and not _json_error(body):
+    message, influx_error = _server_message(body)
+    if failure is FailureClass.BAD_DATA and influx_version is None and not influx_error:
         failure = FailureClass.CLIENT
         message = (f"{message} (not from InfluxDB: no X-Influxdb-Version header and no JSON "
                    "error; a proxy or another service answers at this URL?)")
@@ -154,30 +154,21 @@ def error_from_response(status: int, retry_after: str | None, body: bytes | str 
                       retry_after_s=parse_retry_after(retry_after))
 
 
-def _json_error(body: bytes | str | None) -> bool:
-    """Whether ``body`` is an InfluxDB-style error: a JSON object with an ``error`` (1.x,
-    3.x) or ``message`` (2.x) text."""
-    try:
-        doc = json.loads(body or b"")
-    except ValueError:
-        return False
-    return isinstance(doc, dict) and any(isinstance(doc.get(k), str)
-                                         for k in ("error", "message"))
-
-
-def _server_message(body: bytes | str | None) -> str:
+def _server_message(body: bytes | str | None) -> tuple[str, bool]:
+    """(the server's message, whether the body is an InfluxDB-style error: a JSON object
+    with an ``error`` (1.x, 3.x) or ``message`` (2.x) text)."""
     if not body:
-        return "(no message)"
+        return "(no message)", False
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         doc = json.loads(text)
     except ValueError:
-        return text.strip()[:1000]
+        return text.strip()[:1000], False
     if isinstance(doc, dict):
         for key in ("error", "message"):
             if isinstance(doc.get(key), str):
-                return str(doc[key])[:1000]
-    return text.strip()[:1000]
+                return str(doc[key])[:1000], True
+    return text.strip()[:1000], False
 
 
 # --------------------------------------------------------------------------- writers
