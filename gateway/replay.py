@@ -52,14 +52,10 @@ def replay_files(pipeline: Pipeline, fmt: str, paths: Iterable[Path], *,
     for path in paths:
         source = f"replay:{path.name}"
         if fmt in MESSAGE_FORMATS:
-            if topic is not None:
-                decode = message_decoder(fmt, default_site=pipeline.policy.default_site,
-                                         topics=topics, ids=ids or {},
-                                         device_codecs=device_codecs or {})
-            else:
-                decode = message_decoder(fmt, default_site=pipeline.policy.default_site,
-                                         ids=ids or {}, device_codecs=device_codecs or {},
-                                         codec=topic_codec(fmt, topics)[0])
+            decode = message_decoder(  # routed by the topic as live, or with its codec
+                fmt, default_site=pipeline.policy.default_site, ids=ids or {},
+                device_codecs=device_codecs or {}, topics=topics if topic else (),
+                codec=None if topic else topic_codec(fmt, topics)[0])
             _replay_messages(pipeline, decode, topic or "", path, source)
             continue
         pipeline.add_stream(source, "jsonl" if fmt == "native" else fmt, ids=ids)
