@@ -8,7 +8,22 @@ console POSTs (``application/x-www-form-urlencoded``, Ecowitt protocol) every N 
     &tempf=91.4&humidity=48&soilmoisture1=40&soilbatt1=1.5&tf_ch1=84.7&tf_batt1=1.60 ...
 
 (one line on the wire). The gateway always sends imperial units, whatever its display
-shows; the unit is in the field name (``f`` °F, ``in`` inches / inHg, ``mph``).
+shows; the unit is in the field name (``f`` °F, ``in`` inches / inHg, ``mph``), and the
+few names without one (``tf_chN`` °F, ``*_piezo`` inches) use the same units. Home
+Assistant's aioecowitt and weewx-interceptor read every body so; the metric names some tools
+show (``tempc``, ``temp1c``, ``tempinc``...) are aioecowitt's own conversions, never posted.
+
+**Metric values under imperial names.** Nothing in a body says which units its numbers are
+in but the names. ecowitt2mqtt has an ``input_unit_system: metric`` option for a gateway
+that would send metric numbers under these names (its ``payload_gw1000bpro_metric``
+fixture: ``tempf=-4.4``, ``baromabsin=837.793``, ``yearlyrainin=112.8``). Such a body gives
+itself away only by its pressure: station pressure never exceeds the catalogue's 1100 hPa,
+32.5 inHg, while the same pressure in hPa, mmHg or kPa is larger. A body whose
+``baromabsin`` or ``baromrelin`` is above that has every field that needs a unit conversion
+refused (``unit_mismatch``: temperatures, pressure, wind, rain) instead of converted
+(that fixture's 26.4 °C indoors would be stored as -3.11 °C, its 112.8 mm of rain as
+2865 mm); its percentages, W/m² and volts are the same in any unit system and are kept.
+A metric body without a pressure field cannot be told apart.
 
 **Nodes.** One body becomes one packet per physical device that can sit in its own plot,
 plus one for the station itself:
@@ -78,11 +93,12 @@ Metadata that is no reading: ``PASSKEY``, ``MAC``, ``stationtype``, ``model``, `
 ``runtime``, ``heap``, ``interval``, ``dateutc``.
 
 **Refusals** (each a :class:`Rejection` with the whole body): ``bad_form`` (not a UTF-8
-form body, a repeated key, over ``MAX_BODY`` bytes or ``MAX_FIELDS`` fields), ``schema``
+form body, a repeated key, over ``max_body`` bytes or ``MAX_FIELDS`` fields), ``schema``
 (no station id, a Wunderground-protocol body, an unreadable ``dateutc``, no field that
 becomes a reading; and, next to the packets of the rest of the body, a mapped field whose
 value is not a plain decimal number), ``unknown_station`` (an allow-list is given and the
-station is not on it).
+station is not on it), ``unit_mismatch`` (next to the packets of the unit-free fields: the
+fields whose units the body's pressure shows to be other than their names say).
 
 Dedup: there is no sequence number. Every packet carries ``dateutc``, so a body posted
 twice gives the same (node, time, readings) digest and is stored once.
@@ -97,13 +113,15 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import parse_qsl
 
+from gateway.catalogue import BY_NAME
 from gateway.packet import MAIN_SENSOR, Packet, Rejection
 
 from . import reasons
 
 FORMAT: Final = "ecowitt"
 SCHEME: Final = "ecowitt"  # devices.<node>.ids: "ecowitt:<station>/<channel>"
-MAX_BODY: Final = 16384  # a GW2000 with every sensor sends about 2 KiB
+#: The default ``max_body``; a GW2000 with every sensor sends about 2 KiB.
+MAX_BODY: Final = 16384
 MAX_FIELDS: Final = 400
 INDOOR_SENSOR: Final = "indoor"
 PIEZO_SENSOR: Final = "piezo"  # the WS90's piezo rain gauge, next to a tipping bucket
@@ -113,6 +131,11 @@ _META: Final = frozenset({*_STATION_KEYS, "stationtype", "model", "freq", "runti
 _NUMBER: Final = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _DATEUTC: Final = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _NOT_A_NAME: Final = re.compile(r"[^0-9a-z]")
+_HPA_PER_INHG: Final = 33.8638866667
+#: The pressure fields, and the largest station pressure in inHg (the catalogue's maximum):
+#: hPa, mmHg and kPa values of any real pressure are above it.
+_PRESSURE_KEYS: Final = ("baromabsin", "baromrelin")
+_MAX_PRESSURE_INHG: Final = BY_NAME["pressure_hpa"].maximum / _HPA_PER_INHG
 
 
 def _fahrenheit(f: float) -> float:
@@ -120,7 +143,7 @@ def _fahrenheit(f: float) -> float:
 
 
 def _inhg(inhg: float) -> float:
-    return round(inhg * 33.8638866667, 2)
+    return round(inhg * _HPA_PER_INHG, 2)
 
 
 def _mph(mph: float) -> float:
@@ -137,6 +160,11 @@ def _inches_per_hour(inches: float) -> float:
 
 def _as_sent(value: float) -> float:
     return value
+
+
+# The conversions out of the protocol's imperial units: what a field that uses one holds is
+# wrong when the body's values are not in those units (see ``_not_imperial``).
+_FROM_IMPERIAL: Final = frozenset({_fahrenheit, _inhg, _mph, _inches, _inches_per_hour})
 
 
 # Station fields: name -> (quantity, sensor tag, conversion into the catalogue unit).
@@ -219,23 +247,36 @@ def parse_form(body: bytes) -> dict[str, str] | str:
     return fields
 
 
+def _not_imperial(fields: Mapping[str, str]) -> str | None:
+    """Why the body's values are not in the imperial units their names say (a pressure
+    field above any station pressure in inHg), or None when nothing shows that."""
+    for key in _PRESSURE_KEYS:
+        text = fields.get(key, "")
+        if _NUMBER.match(text) and float(text) > _MAX_PRESSURE_INHG:
+            return (f"{key}={text[:20]} is no pressure in inHg (station pressure is at most "
+                    f"{_MAX_PRESSURE_INHG:.1f} inHg; hPa, mmHg and kPa values are larger)")
+    return None
+
+
 def decode_ecowitt(
     body: bytes,
     *,
     default_site: str | None = None,
     names: Mapping[str, str] | None = None,
     stations: frozenset[str] | None = None,
+    max_body: int = MAX_BODY,
 ) -> list[Packet | Rejection]:
     """One upload body -> its packets (station and channels), and rejections.
 
     ``names`` is :func:`registry_names` of the device registry; ``stations`` an optional
-    allow-list of lower-cased station ids (PASSKEY or MAC). Never raises.
+    allow-list of lower-cased station ids (PASSKEY or MAC); ``max_body`` the longest body
+    taken, in bytes. Never raises.
     """
     raw = bytes(body)
     if not raw.strip():
         return [Rejection(reasons.BAD_FORM, "empty body", raw, FORMAT)]
-    if len(raw) > MAX_BODY:
-        return [Rejection(reasons.BAD_FORM, f"body of {len(raw)} bytes > {MAX_BODY}", raw,
+    if len(raw) > max_body:
+        return [Rejection(reasons.BAD_FORM, f"body of {len(raw)} bytes > {max_body}", raw,
                           FORMAT)]
     fields = parse_form(raw.strip(b"&\r\n\t "))
     if isinstance(fields, str):
@@ -264,6 +305,8 @@ def decode_ecowitt(
     devices: dict[str | None, _Device] = {}  # channel (None: the station) -> its values
     out: list[Packet | Rejection] = []
     unknown: list[str] = []
+    wrong_units: list[str] = []  # fields refused for ``wrong_units_why``
+    wrong_units_why = _not_imperial(fields)
     rain_totals = _rain_totals(fields)
     for key, text in fields.items():
         if key in _META:
@@ -277,6 +320,9 @@ def decode_ecowitt(
             out.append(Rejection(reasons.SCHEMA, f"{key}: {text[:40]!r} is not a number", raw,
                                  FORMAT, _node(station, channel, names)))
             continue
+        if wrong_units_why is not None and convert in _FROM_IMPERIAL:
+            wrong_units.append(key)
+            continue
         value = convert(float(text))
         device = devices.setdefault(channel, _Device())
         if quantity == "battery_v":
@@ -284,6 +330,11 @@ def decode_ecowitt(
         else:
             device.readings[(quantity, sensor)] = value
 
+    if wrong_units:
+        detail = (f"{wrong_units_why}: the values are not in the units their names say (°F, "
+                  "inHg, in, mph); not stored: " + ", ".join(wrong_units))
+        out.append(Rejection(reasons.UNIT_MISMATCH, detail[:400], raw, FORMAT,
+                             _node(station, None, names)))
     if not devices and not out:
         return [Rejection(reasons.SCHEMA, "no field that Satoyama stores (unknown: "
                           + ", ".join(unknown[:20]) + ")", raw, FORMAT)]

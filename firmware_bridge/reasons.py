@@ -31,11 +31,13 @@ SCHEMA: Final = "schema"
 # Ecowitt upload bodies
 BAD_FORM: Final = "bad_form"
 UNKNOWN_STATION: Final = "unknown_station"
+UNIT_MISMATCH: Final = "unit_mismatch"
 # LoRaWAN network servers (ttn, chirpstack)
 NO_CODEC: Final = "no_codec"
 BAD_PAYLOAD: Final = "bad_payload"
 # Messages that are acknowledged and counted (``ignored.<reason>``), not quarantined
 NOT_UPLINK: Final = "not_uplink"
+NO_READINGS: Final = "no_readings"
 
 REASONS: Final[dict[str, str]] = {
     GARBAGE: "bytes skipped while looking for a frame's sync word (count in the detail)",
@@ -65,9 +67,14 @@ REASONS: Final[dict[str, str]] = {
     "body, repeats a key, or is too long",
     UNKNOWN_STATION: "an Ecowitt upload from a station (PASSKEY or MAC) not in "
     "sources.http.stations",
+    UNIT_MISMATCH: "Ecowitt upload fields whose values are not in the imperial units their "
+    "names say (a pressure above any in inHg): temperatures, pressure, wind and rain refused",
     NO_CODEC: "a LoRaWAN uplink with payload bytes, no decoded object from the server and "
     "no codec configured for its topic (or an unknown codec name)",
     BAD_PAYLOAD: "a LoRaWAN payload its codec cannot read (length, layout, f_port, base64)",
     NOT_UPLINK: "ignored, not rejected: a LoRaWAN server event that carries no readings "
     "(join, status, ack, txack, log, location, downlink events)",
+    NO_READINGS: "ignored, not rejected: a LoRaWAN uplink whose payload its codec reads as "
+    "device traffic without readings (Milesight device information, replies to downlink "
+    "commands, battery percentage)",
 }

@@ -120,7 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             pipeline, args.format, [Path(p) for p in args.files],
             ids=settings.external_ids,
             device_codecs=settings.device_codecs,
-            topics=topics, topic=args.topic,
+            topics=topics, topic=args.topic, http=settings.sources.http,
         )
     finally:
         store.close()

@@ -68,7 +68,9 @@ class Rejection:
     """Input that could not become (part of) a stored reading, with the evidence.
 
     ``reason`` is a short stable code used as a counter label (``bad_crc``, ``garbage``,
-    ``out_of_range``...); ``detail`` is for people.
+    ``out_of_range``...); ``detail`` is for people. ``topic`` is the MQTT topic the input
+    came on (set by the MQTT formats): with garbage that names no node, the topic is what
+    tells which device or integration sent it.
     """
 
     reason: str
@@ -77,6 +79,7 @@ class Rejection:
     format: str
     node: str | None = None
     seq: int | None = None
+    topic: str | None = None
 
 
 @dataclass(slots=True)

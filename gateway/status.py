@@ -25,6 +25,11 @@ def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
                   "quarantined": store.count("quarantine")},
         "counters": dict(sorted(store.counters().items())),
         "quarantine_by_reason": store.quarantine_counts(),
+        # Without raw (evidence stays in the store): who sent it, on which topic, and why.
+        "quarantine_latest": [
+            {k: q.get(k) for k in _QUARANTINE_SHOWN}
+            for q in store.quarantine(limit=QUARANTINE_LATEST)
+        ],
         "nodes": store.node_states(),
         "latest": {f"{node}/{sensor}": v for (node, sensor), v in store.latest_values().items()},
         "device": store.latest_device(),
@@ -40,6 +45,12 @@ def collect(store: Store, *, sinks: tuple[str, ...] = ()) -> dict[str, Any]:
             for sink in sinks
         },
     }
+
+
+QUARANTINE_LATEST = 5
+# ``topic`` is absent from a store a gateway older than the column still has open.
+_QUARANTINE_SHOWN = ("id", "received_ns", "reason", "source", "format", "topic", "node",
+                     "seq", "detail")
 
 
 def _alert_consumers(store: Store) -> dict[str, dict[str, int]]:
@@ -98,6 +109,12 @@ def render(info: dict[str, Any], *, tz: str = "Asia/Tokyo") -> str:
     if info["quarantine_by_reason"]:
         kept = ", ".join(f"{k} {v}" for k, v in sorted(info["quarantine_by_reason"].items()))
         lines.append(f"quarantine {kept} (rows kept as evidence)")
+    for q in info.get("quarantine_latest", []):
+        at = dt.datetime.fromtimestamp(q["received_ns"] / 1e9, zone)
+        lines.append(f"  {at:%m-%d %H:%M:%S} {q['reason']} from {q['source']}"
+                     + (f" topic {q['topic']}" if q.get("topic") else "")
+                     + (f" node {q['node']}" if q.get("node") else "")
+                     + f": {q['detail'][:80]}")
     flagged = {k: v for k, v in c.items() if k.startswith(("flagged.", "store.", "reanchored"))}
     if flagged:
         lines.append("flagged    " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))

@@ -15,13 +15,16 @@ join, ack, txack, log, location, integration::
   status events are ignored like ``join``, ``ack``, ``txack``, ``log``, ``location`` and
   ``integration`` events: acknowledged and counted (``ignored.not_uplink``), not stored
   and not quarantined.
-- node: the registry's node with ``lorawan:<devEui>``, else ``deviceInfo.deviceName``
-  when it is a valid node name, else ``eui-<devEui>``. An ``up`` without ``devEui`` is
-  ``schema``.
+- node: the registry's node with ``lorawan:<devEui>``, else ``eui-<devEui>``. Never
+  ``deviceInfo.deviceName``: ChirpStack does not keep device names unique (not across
+  applications and tenants, whose events share one broker), the DevEUI is. An ``up``
+  without ``devEui`` is ``schema``.
 - seq: ``fCnt`` (absent means 0). time: ``time`` (ChirpStack's time of the uplink), else
   the best gateway's ``nsTime``. rssi/snr: ``rxInfo``, best gateway.
 - readings: the topic's ``codec`` on ``data``, else ``object``, else ``no_codec``
-  (:func:`firmware_bridge.lorawan.codecs.payload_readings`).
+  (:func:`firmware_bridge.lorawan.codecs.payload_readings`). An ``up`` whose codec reads
+  the payload as device traffic without readings (Milesight device information, a reply
+  to a downlink command) is ignored and counted (``ignored.no_readings``).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def decode_chirpstack(payload: bytes | str, *, default_site: str | None = None,
         detail = ("a ChirpStack v3 event (devEUI, applicationID): only v4 events are read"
                   if "devEUI" in obj else "deviceInfo.devEui is not 16 hex digits")
         return Rejection(reasons.SCHEMA, detail, raw, FORMAT)
-    node = node_name(eui, get(obj, "deviceInfo", "deviceName"), ids or {})
+    node = node_name(eui, ids or {})
     seq = counter(obj.get("fCnt"))
     if device_codecs:
         codec = device_codecs.get(node, codec)  # the device's own codec beats the topic's
@@ -90,6 +93,8 @@ def decode_chirpstack(payload: bytes | str, *, default_site: str | None = None,
     decoded = payload_readings(obj.get("object"), obj.get("data"), obj.get("fPort"), codec)
     if isinstance(decoded, CodecError):
         return Rejection(decoded.reason, decoded.detail, raw, FORMAT, node, seq)
+    if decoded.no_readings is not None and not decoded.readings and decoded.battery_v is None:
+        return Ignored(reasons.NO_READINGS, decoded.no_readings, raw, FORMAT, node, seq)
     rx_info = obj.get("rxInfo")
     rssi, snr = best_radio(rx_info)
     ns_times = [gw.get("nsTime") for gw in rx_info if isinstance(gw, dict)] \

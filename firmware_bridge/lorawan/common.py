@@ -26,11 +26,19 @@ MAX_MESSAGE: Final = 65536  # bytes; a TTS uplink seen by many gateways is a few
 
 @dataclass(slots=True)
 class Decoded:
-    """Readings of one payload: (quantity, sensor tag) -> value in the catalogue unit."""
+    """Readings of one payload: (quantity, sensor tag) -> value in the catalogue unit.
+
+    ``no_readings``: set by a codec when the payload is normal device traffic that carries
+    no readings by design (a device's information after joining, its reply to a downlink
+    command): what it was. The envelope decoders then return an ``Ignored``
+    (``ignored.no_readings``) instead of a packet that validation would refuse as
+    ``empty``: such an uplink is not bad data.
+    """
 
     readings: dict[tuple[str, str], float] = field(default_factory=dict)
     battery_v: float | None = None
     unknown: list[str] = field(default_factory=list)
+    no_readings: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +56,20 @@ def dev_eui(value: object) -> str | None:
     return None
 
 
-def node_name(eui: str, server_name: object, ids: Mapping[str, str]) -> str:
-    """The node a LoRaWAN device is stored under.
+def node_name(eui: str, ids: Mapping[str, str]) -> str:
+    """The node a LoRaWAN device is stored under: its DevEUI decides, never its name.
 
     The registry first (``devices.<node>.ids: ["lorawan:<deveui>"]``): the farmer's name
-    for the device wins. Else the name the network server gives the device, when it is a
-    valid node name (TTS device ids always are; ChirpStack device names may hold spaces).
-    Else ``eui-<deveui>``, which is what TTS names devices by default.
+    for the device wins. Else ``eui-<deveui>`` (what TTS names devices by default). The
+    network server's own name for the device (TTS ``device_id``, ChirpStack
+    ``deviceName``) is not used: it is unique only within one application (TTS) or not
+    at all (ChirpStack), so two applications' ``node-1`` would be stored as one node, with
+    one sequence, one dedup key space and one registry entry (its plot, calibration,
+    codec). The DevEUI is globally unique (IEEE EUI-64).
     """
     registered = ids.get(f"lorawan:{eui}")
     if registered is not None:
         return registered
-    if isinstance(server_name, str) and NODE_NAME.match(server_name):
-        return server_name
     return f"eui-{eui}"
 
 

@@ -14,6 +14,12 @@ EM500-SMTC_Decoder.js, EM_Series/EM300_Series/EM300-TH/README.md and EM300-TH_De
     | ff fe 01 | ff 0b ff
                     device information (IPSO/hardware/firmware/TSL version, class,
                     serial, reset event, power-on), sent after joining: not readings.
+    fe 03 b0 04 | ff 03 b0 04 | fe 10 ff | ...
+                    EM500-SMTC reply to a downlink command (channel fe or ff, the
+                    command's type, its value): here report_interval 0x04b0 = 1200 s,
+                    then a reboot. The types and sizes are those EM500-SMTC_Decoder.js
+                    reads as "DOWNLINK RESPONSE" (:data:`_EM500_SMTC_REPLIES`): the
+                    device's settings, not readings.
     83 d7 <5 bytes> EM500-SMTC temperature alarm: temperature, change (int16 LE /10 each)
                     and the alarm type; the temperature also comes in the periodic uplink.
     20 ce <10 bytes> EM500-SMTC history record: time (uint32 LE), EC, temperature,
@@ -24,11 +30,19 @@ EM500-SMTC_Decoder.js, EM_Series/EM300_Series/EM300-TH/README.md and EM300-TH_De
 The same bytes mean soil quantities on the EM500-SMTC (a probe in the ground) and air
 quantities on the EM300-TH, so the codec is chosen per device model. Battery is a
 percentage, not a voltage: listed as unknown (``battery_pct``), not stored as battery_v.
-Alarm, history and device-information records are skipped by their documented size and
-listed as unknown (``temperature_alarm``, ``history``, ``ff<type>``): the rest of the
-uplink is still read. History records are not stored because the uplink's one time (the
-network server's receive time) is not theirs. A channel-type pair not in these tables has
-an unknown size, so nothing after it can be read: ``bad_payload``.
+Alarm, history, device-information and reply records are skipped by their documented
+size and listed as unknown (``temperature_alarm``, ``history``, ``ff<type>``, the reply's
+setting such as ``report_interval``): the rest of the uplink is still read. History
+records are not stored because the uplink's one time (the network server's receive time)
+is not theirs. A channel-type pair not in these tables has an unknown size, so nothing
+after it can be read: ``bad_payload``.
+
+**Uplinks without readings.** The device information sent after a join, a reply to a
+downlink command and a battery level alone are normal traffic that carries no readings:
+such a payload (nothing but those records) is marked ``no_readings``, and the envelope
+decoders count it as ignored (``ignored.no_readings``), not as an ``empty`` packet that
+validation would reject. A payload of history or alarm records alone is not marked: it
+holds measurements that are not stored, so it stays evidence in the quarantine.
 
 **Sensor faults.** EM500-SMTC_Decoder.js reads a raw 0xFFFF as "collection failed" and
 0xFFFD as "out of range" for temperature, the 2-byte moisture and EC: those decode as NaN,
@@ -78,24 +92,53 @@ _EM300_TH: Final[dict[tuple[int, int], _Field]] = {
     (0x04, 0x68): (1, lambda b: b[0] / 2, "humidity_pct"),
 }
 
-# (channel, type) -> (size, name listed as unknown): documented, read past, not stored.
-_NOT_STORED: Final[dict[tuple[int, int], tuple[int, str]]] = {
-    (0x01, 0x75): (1, "battery_pct"),
-    **{(0xFF, kind): (size, f"ff{kind:02x}") for kind, size in (
+# What a record is that is read past and not stored: device traffic without readings
+# (an uplink of nothing else is ``no_readings``) or a measurement we do not store.
+_INFO: Final = "device information"
+_REPLY: Final = "downlink reply"
+_BATTERY: Final = "battery level"
+_MEASUREMENT: Final = "measurement"
+_NO_READINGS: Final = frozenset({_INFO, _REPLY, _BATTERY})
+
+# (channel, type) -> (size, name listed as unknown, what it is): documented, read past,
+# not stored.
+_Skipped = tuple[int, str, str]
+_NOT_STORED: Final[dict[tuple[int, int], _Skipped]] = {
+    (0x01, 0x75): (1, "battery_pct", _BATTERY),
+    **{(0xFF, kind): (size, f"ff{kind:02x}", _INFO) for kind, size in (
         (0x01, 1), (0x09, 2), (0x0A, 2), (0xFF, 2), (0x16, 8), (0x0F, 1), (0xFE, 1),
         (0x0B, 1))},
 }
-_EM500_SMTC_NOT_STORED: Final = {**_NOT_STORED, (0x83, 0xD7): (5, "temperature_alarm"),
-                                 (0x20, 0xCE): (10, "history")}
-_EM300_TH_NOT_STORED: Final = {**_NOT_STORED, (0x20, 0xCE): (8, "history")}
+# EM500-SMTC replies to downlink commands: type -> (size, setting), on channel fe or ff
+# (EM500-SMTC_Decoder.js, handle_downlink_response). None of these types is also a
+# device-information type of channel ff.
+_EM500_SMTC_REPLIES: Final[dict[int, tuple[int, str]]] = {
+    0x02: (2, "collection_interval"), 0x03: (2, "report_interval"), 0x06: (9, "alarm_config"),
+    0x10: (1, "reboot"), 0x11: (4, "timestamp"), 0x17: (2, "time_zone"),
+    0x18: (2, "sensor_enable"), 0x1C: (2, "recollection_config"), 0x27: (1, "clear_history"),
+    0x28: (1, "report_status"), 0x35: (8, "d2d_key"), 0x3B: (1, "time_sync_enable"),
+    0x4A: (1, "sync_time"), 0x68: (1, "history_enable"), 0x69: (1, "retransmit_enable"),
+    0x6A: (3, "retransmit_interval"), 0x84: (1, "d2d_enable"),
+    0x96: (8, "d2d_master_config"), 0xF1: (4, "calibration_settings"),
+    0xF2: (2, "alarm_report_counts"), 0xF5: (1, "alarm_release_enable"),
+}
+_EM500_SMTC_NOT_STORED: Final = {
+    **_NOT_STORED,
+    (0x83, 0xD7): (5, "temperature_alarm", _MEASUREMENT),
+    (0x20, 0xCE): (10, "history", _MEASUREMENT),
+    **{(channel, kind): (size, name, _REPLY)
+       for channel in (0xFE, 0xFF) for kind, (size, name) in _EM500_SMTC_REPLIES.items()},
+}
+_EM300_TH_NOT_STORED: Final = {**_NOT_STORED, (0x20, 0xCE): (8, "history", _MEASUREMENT)}
 
 
 def _decode(payload: bytes, fields: dict[tuple[int, int], _Field],
-            not_stored: dict[tuple[int, int], tuple[int, str]],
+            not_stored: dict[tuple[int, int], _Skipped],
             model: str) -> Decoded | CodecError:
     out = Decoded()
     if not payload:
         return CodecError(reasons.BAD_PAYLOAD, f"{model}: empty payload")
+    kinds: set[str] = set()  # what the records read past were
     i = 0
     while i < len(payload):
         if i + 2 > len(payload):
@@ -103,12 +146,13 @@ def _decode(payload: bytes, fields: dict[tuple[int, int], _Field],
         channel, kind = payload[i], payload[i + 1]
         skipped = not_stored.get((channel, kind))
         if skipped is not None:
-            size, name = skipped
+            size, name, what = skipped
             if i + 2 + size > len(payload):
                 return CodecError(reasons.BAD_PAYLOAD, f"{model}: byte {i}: {name} cut by "
                                   "the end")
             if name not in out.unknown:
                 out.unknown.append(name)
+            kinds.add(what)
             i += 2 + size
             continue
         spec = fields.get((channel, kind))
@@ -123,6 +167,9 @@ def _decode(payload: bytes, fields: dict[tuple[int, int], _Field],
             return CodecError(reasons.BAD_PAYLOAD, f"{model}: {quantity} given twice")
         out.readings[key] = convert(payload[i + 2:i + 2 + size])
         i += 2 + size
+    if not out.readings and kinds <= _NO_READINGS:
+        out.no_readings = (f"{model}: {' and '.join(sorted(kinds))} only "
+                           f"({', '.join(out.unknown)})")
     return out
 
 

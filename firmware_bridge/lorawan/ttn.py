@@ -10,9 +10,11 @@
                                          "time": "...", ...}],
                         "received_at": "2023-05-19T05:33:35.641841782Z", ...}}
 
-- node: the registry's node with ``lorawan:<dev_eui>`` (lower-case), else the TTS
-  ``device_id`` (always a valid node name in TTS), else ``eui-<dev_eui>``. A message
-  naming neither is ``schema``.
+- node: the registry's node with ``lorawan:<dev_eui>`` (lower-case), else
+  ``eui-<dev_eui>``: the DevEUI is the device's identity, the TTS ``device_id`` is unique
+  only within its application (two applications may both have a ``node-1``). A device
+  without a DevEUI (ABP, LoRaWAN 1.0) is ``ttn:<application_id>:<device_id>``, the pair
+  TTS keeps unique; a message with neither is ``schema``.
 - seq: ``f_cnt`` (absent means 0: protobuf JSON leaves zero values out).
 - time: ``uplink_message.received_at``, when the network server received the uplink;
   else the top-level ``received_at``. LoRaWAN end devices have no clock the server knows
@@ -25,6 +27,9 @@
 - Other TTS messages (``join_accept``, ``downlink_*``, ``location_solved``,
   ``service_data``) are ignored and counted (``ignored.not_uplink``); a message with none
   of these is ``schema``.
+- An uplink whose codec reads the payload as device traffic without readings (a
+  Milesight device's information or its reply to a downlink command) is ignored and
+  counted (``ignored.no_readings``), not stored and not quarantined.
 
 The topic is not needed: everything is in the body, so ``satoyama replay --format ttn``
 reads one message per line.
@@ -32,6 +37,7 @@ reads one message per line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -58,6 +64,14 @@ _OTHER_MESSAGES: Final = (
 )
 
 
+# TTS identifiers: lower-case letters and digits, single dashes between (so never a ':').
+_TTS_ID: Final = re.compile(r"^[a-z0-9](?:-?[a-z0-9])+$")
+
+
+def _tts_id(value: object) -> bool:
+    return isinstance(value, str) and _TTS_ID.match(value) is not None
+
+
 def decode_ttn(payload: bytes | str, *, default_site: str | None = None,
                ids: Mapping[str, str] | None = None,
                codec: str | None = None,
@@ -72,15 +86,16 @@ def decode_ttn(payload: bytes | str, *, default_site: str | None = None,
             return Ignored(reasons.NOT_UPLINK, other, raw, FORMAT)
         return Rejection(reasons.SCHEMA, "no uplink_message: not a TTS uplink", raw, FORMAT)
 
-    device_id = get(obj, "end_device_ids", "device_id")
     eui = dev_eui(get(obj, "end_device_ids", "dev_eui"))
     if eui is not None:
-        node = node_name(eui, device_id, ids or {})
-    elif isinstance(device_id, str) and NODE_NAME.match(device_id):
-        node = device_id  # an ABP device registered without a DevEUI
-    else:
-        return Rejection(reasons.SCHEMA, "end_device_ids has neither a dev_eui nor a usable "
-                         "device_id", raw, FORMAT)
+        node = node_name(eui, ids or {})
+    else:  # an ABP device registered without a DevEUI
+        device_id = get(obj, "end_device_ids", "device_id")
+        app_id = get(obj, "end_device_ids", "application_ids", "application_id")
+        node = f"ttn:{app_id}:{device_id}"
+        if not (_tts_id(app_id) and _tts_id(device_id) and NODE_NAME.match(node)):
+            return Rejection(reasons.SCHEMA, "end_device_ids has neither a dev_eui nor a "
+                             "usable application_id and device_id", raw, FORMAT)
     seq = counter(uplink.get("f_cnt"))
     if device_codecs:
         codec = device_codecs.get(node, codec)  # the device's own codec beats the topic's
@@ -91,6 +106,8 @@ def decode_ttn(payload: bytes | str, *, default_site: str | None = None,
                                uplink.get("f_port"), codec)
     if isinstance(decoded, CodecError):
         return Rejection(decoded.reason, decoded.detail, raw, FORMAT, node, seq)
+    if decoded.no_readings is not None and not decoded.readings and decoded.battery_v is None:
+        return Ignored(reasons.NO_READINGS, decoded.no_readings, raw, FORMAT, node, seq)
     rssi, snr = best_radio(uplink.get("rx_metadata"))
     return Packet(
         node=node, seq=seq, readings=decoded.readings, format=FORMAT, raw=raw,

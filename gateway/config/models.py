@@ -678,6 +678,8 @@ def _check_key_hex(key: SecretStr | None) -> SecretStr | None:
 
 EXTERNAL_ID_SCHEMES: Final = ("lorawan", "rtl433", "ecowitt")
 _DEV_EUI: Final = re.compile(r"^[0-9a-f]{16}$")
+#: The node an unregistered LoRaWAN device is stored under (firmware_bridge.lorawan.common).
+_EUI_NODE: Final = re.compile(r"^eui-([0-9a-f]{16})$")
 
 
 def _check_external_id(value: str) -> str:
@@ -734,7 +736,8 @@ class DeviceConfig(_Section):
         description="Identities this node has in third-party formats, as `scheme:id`: "
         "`lorawan:<DevEUI>` (16 hex digits), `rtl433:<model>/<id>[/<channel>]`, "
         "`ecowitt:<station>/<channel>`. A message from one of them is stored under this "
-        "node's name (docs/formats.md).",
+        "node's name (docs/formats.md). LoRaWAN devices are found by DevEUI only, never "
+        "by the network server's device name; unregistered ones are `eui-<deveui>`.",
         json_schema_extra=_hint(
             'e.g. ids: ["lorawan:a84041000181c61f"] or ids: ["rtl433:Fineoffset-WH51/0d2f1a"]'
         ),
@@ -743,7 +746,8 @@ class DeviceConfig(_Section):
         default=None,
         description="LoRaWAN payload codec of this device (`ttn`/`chirpstack` formats): "
         "its payload bytes are decoded with it, before a topic's `codec` and instead of "
-        "the server's decoded object (docs/formats.md).",
+        "the server's decoded object (docs/formats.md). Needs the device's "
+        "`lorawan:<DevEUI>` in `ids` (or the node name `eui-<deveui>`).",
         json_schema_extra=_hint("the device model, e.g. milesight-em500-smtc or dragino-lse01"),
     )
     description: str | None = Field(default=None, description="Free text.")
@@ -846,6 +850,34 @@ class Settings(BaseModel):
                         fields=(f"devices.{node}.ids",),
                     )
                 seen[ident] = node
+        return self
+
+    @model_validator(mode="after")
+    def _lorawan_nodes_by_deveui(self) -> Settings:
+        # LoRaWAN uplinks find their node by DevEUI only (docs/formats.md "Node names"):
+        # the registry's lorawan: id, else the name eui-<deveui>. Refuse what would put
+        # two devices under one node, or a codec no uplink can reach.
+        for node, device in self.devices.items():
+            euis = [i.removeprefix("lorawan:") for i in device.ids if i.startswith("lorawan:")]
+            named = _EUI_NODE.match(node)
+            if named and euis and named.group(1) not in euis:
+                raise config_error(
+                    f"node {node!r} is the name DevEUI {named.group(1)} is stored under "
+                    f"when not registered, but its ids give it lorawan:{euis[0]}: both "
+                    "devices would be stored as one node",
+                    f"give the node its own name (e.g. the plot's), or add "
+                    f"lorawan:{named.group(1)} if it is that device",
+                    fields=(f"devices.{node}.ids",),
+                )
+            if device.codec is not None and not euis and not named:
+                raise config_error(
+                    f"codec {device.codec!r} is for LoRaWAN uplinks, which reach a node by "
+                    f"DevEUI, but node {node!r} has no lorawan: id (the network server's "
+                    "device name is not used: it is unique only within an application)",
+                    "add ids: [\"lorawan:<DevEUI>\"], the 16 hex digits on the network "
+                    "server's device page",
+                    fields=(f"devices.{node}.codec",),
+                )
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
-from firmware_bridge import ecowitt
 from firmware_bridge.cayenne_lpp import decode_lpp_hex_line
 from firmware_bridge.frame import Deframer
 from firmware_bridge.hexline import decode_frame_hex
@@ -21,7 +20,7 @@ from firmware_bridge.rylr import decode_rylr_line
 from gateway.packet import Packet, Rejection
 
 Item = Packet | Rejection
-STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex", "lpp-hex", "rtl433", "ecowitt")
+STREAM_FORMATS: Final = ("frame", "jsonl", "rylr", "frame-hex", "lpp-hex", "rtl433")
 MAX_LINE: Final = 8192
 
 
@@ -96,8 +95,4 @@ def stream_decoder(fmt: str, *, default_site: str | None = None,
         return LineStream("rtl433",
                           lambda line: decode_rtl433_line(line, default_site=default_site,
                                                           ids=ids))
-    if fmt == "ecowitt":  # one upload body (a form) per line
-        names = ecowitt.registry_names(ids or {})
-        return LineStream("ecowitt", lambda line: ecowitt.decode_ecowitt(
-            line, default_site=default_site, names=names))
     raise ValueError(f"unknown stream format {fmt!r}; use one of {', '.join(STREAM_FORMATS)}")

@@ -8,12 +8,14 @@ and only then answers:
 
 - **200** the body was decoded and its readings committed (readings that validation
   refused are quarantined, as from any source);
-- **400** the body was no Ecowitt upload (``bad_form``, ``schema``): quarantined with its
-  raw bytes and reason, committed, so sending it again would not help;
+- **400** the body was no Ecowitt upload (``bad_form``, ``schema``), or had nothing but
+  fields refused as ``unit_mismatch``: quarantined with its raw bytes and reason,
+  committed, so sending it again would not help;
 - **403** the station is not in ``sources.http.stations`` (quarantined as
   ``unknown_station``);
 - **404** another path, **405** another method, **411** no ``Content-Length`` (chunked
-  bodies are not taken), **413** a body over ``max_body_bytes`` (not read, not queued),
+  bodies are not taken), **413** a body over ``max_body_bytes`` (not read, not queued;
+  the decoder is bound to the same limit, see :func:`upload_decoder`),
   **408** a client that did not send its request within ``timeout_s``;
 - **503** the gateway is stopping, too many connections are open, or the commit did not
   happen within ``commit_timeout_s``. Nothing answered 503 was acknowledged; a body that
@@ -70,16 +72,28 @@ DRAIN_LIMIT: Final = 1 << 20
 BodyDecoder = Callable[[bytes], list[Packet | Rejection]]
 
 
-def upload_decoder(cfg: HttpSourceConfig, *, default_site: str,
+def max_body_bytes(cfg: HttpSourceConfig | None) -> int:
+    """The longest body taken: the configured one, else the configuration's default."""
+    if cfg is not None:
+        return cfg.max_body_bytes
+    default: int = HttpSourceConfig.model_fields["max_body_bytes"].default
+    return default
+
+
+def upload_decoder(cfg: HttpSourceConfig | None, *, default_site: str,
                    external_ids: Mapping[str, str]) -> BodyDecoder:
-    """The Ecowitt decoder with the site, the registry's names and the allow-list bound."""
+    """The Ecowitt decoder with the site, the registry's names, the allow-list and the
+    body limit bound: what decides every upload, live or replayed (``satoyama replay
+    --format ecowitt``), so a captured body is taken or refused as it was when it came.
+    Without an HTTP source configured (``cfg`` None): no allow-list, the default limit."""
     names = ecowitt.registry_names(external_ids)
     stations = (frozenset(s.strip().lower() for s in cfg.stations)
-                if cfg.stations is not None else None)
+                if cfg is not None and cfg.stations is not None else None)
+    limit = max_body_bytes(cfg)
 
     def decode(body: bytes) -> list[Packet | Rejection]:
         return ecowitt.decode_ecowitt(body, default_site=default_site, names=names,
-                                      stations=stations)
+                                      stations=stations, max_body=limit)
 
     return decode
 

@@ -10,9 +10,10 @@ formats carry several uplinks in one message (a LoRaWAN server's batch, an Ecowi
 with several channels); the native format carries one.
 
 No I/O, no clock, no logging: a decoder never raises for bad input; whatever cannot become
-a packet is a :class:`Rejection`, quarantined with the raw payload and acknowledged after
-commit like any other message, so a malformed message is kept once and never redelivered
-forever.
+a packet is a :class:`Rejection`, quarantined with the raw payload and the topic it came on
+(``Rejection.topic``: garbage often names no node, and the topic still says which device
+or integration sent it) and acknowledged after commit like any other message, so a
+malformed message is kept once and never redelivered forever.
 """
 
 from __future__ import annotations
@@ -84,18 +85,19 @@ def decode_native_message(
     ):
         result = _with_topic_node(payload, topic, topic_node, site_default, result)
     if isinstance(result, Rejection):
+        result.topic = topic or None
         return [result]
 
     if topic_node is not None and result.node != topic_node:
         return [Rejection(
             TOPIC_MISMATCH,
             f"body node {result.node!r} on topic {topic!r} (node {topic_node!r})",
-            result.raw, NATIVE_FORMAT, result.node, result.seq,
+            result.raw, NATIVE_FORMAT, result.node, result.seq, topic or None,
         )]
     if result.site is None:  # the body named no site and the topic's is not a name
         return [Rejection(
             BAD_TOPIC, f"site level {topic_site!r} of topic {topic!r} is not a valid name",
-            result.raw, NATIVE_FORMAT, result.node, result.seq,
+            result.raw, NATIVE_FORMAT, result.node, result.seq, topic or None,
         )]
     return [result]
 
@@ -138,9 +140,9 @@ def decode_ttn_message(topic: str, payload: bytes, *, default_site: str,
                        device_codecs: Mapping[str, str] = _NO_IDS,
                        ) -> list[Packet | Rejection]:
     """A The Things Stack v3 uplink (``v3/<app>@<tenant>/devices/<dev>/up``): the body says
-    everything (firmware_bridge.lorawan.ttn), the topic is not needed."""
-    return [decode_ttn(payload, default_site=default_site, ids=ids, codec=codec,
-                       device_codecs=device_codecs)]
+    everything (firmware_bridge.lorawan.ttn), the topic is kept only as evidence."""
+    return _on_topic(topic, decode_ttn(payload, default_site=default_site, ids=ids,
+                                       codec=codec, device_codecs=device_codecs))
 
 
 def decode_chirpstack_message(topic: str, payload: bytes, *, default_site: str,
@@ -149,8 +151,9 @@ def decode_chirpstack_message(topic: str, payload: bytes, *, default_site: str,
                               ) -> list[Packet | Rejection]:
     """A ChirpStack v4 event (``application/<id>/device/<eui>/event/<type>``): the topic's
     event type when it has one, else the body's (firmware_bridge.lorawan.chirpstack)."""
-    return [decode_chirpstack(payload, default_site=default_site, ids=ids, codec=codec,
-                              device_codecs=device_codecs, event=event_of_topic(topic))]
+    return _on_topic(topic, decode_chirpstack(payload, default_site=default_site, ids=ids,
+                                              codec=codec, device_codecs=device_codecs,
+                                              event=event_of_topic(topic)))
 
 
 def decode_rtl433_message(topic: str, payload: bytes, *, default_site: str,
@@ -159,7 +162,15 @@ def decode_rtl433_message(topic: str, payload: bytes, *, default_site: str,
                           ) -> list[Packet | Rejection]:
     """An ``rtl_433 -F mqtt`` event (``rtl_433/<host>/events``): one JSON event, the same
     as a line of ``rtl_433 -F json`` (firmware_bridge.rtl433)."""
-    return [decode_rtl433_line(payload, default_site=default_site, ids=ids)]
+    return _on_topic(topic, decode_rtl433_line(payload, default_site=default_site, ids=ids))
+
+
+def _on_topic(topic: str, result: Packet | Rejection) -> list[Packet | Rejection]:
+    """``[result]``, a rejection with the topic it came on (none in a replay without
+    ``--topic``)."""
+    if isinstance(result, Rejection) and topic:
+        result.topic = topic
+    return [result]
 
 
 MESSAGE_FORMATS: Final[dict[str, MessageFormat]] = {

@@ -48,6 +48,13 @@ OUTBOX_TABLES: Final = ("reading", "device", "alert")  # what sinks deliver
 # kept from going back (Store._keep_id_floors). Alerts are never deleted.
 FLOORED_TABLES: Final = ("reading", "device", "quarantine")
 
+#: (table, column, declaration) added to the schema after stores existed: _BASE_SCHEMA has
+#: them for new stores, :meth:`Store._migrate` adds them to older ones (at the end of the
+#: table, where _BASE_SCHEMA puts them too, so ``SELECT *`` has one column order).
+_ADDED_COLUMNS: Final = (
+    ("quarantine", "topic", "TEXT"),  # the MQTT topic a rejected message came on
+)
+
 _PACKET_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS packet (
     id INTEGER PRIMARY KEY,
@@ -97,7 +104,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     detail TEXT NOT NULL,
     node TEXT,
     seq INTEGER,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    topic TEXT
 );
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason);
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -271,6 +279,10 @@ class Store:
                 for name in fields:
                     if name not in have:
                         self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" REAL')
+            # Columns added since: NULL in the rows kept before (adding one rewrites no row).
+            for table, name, decl in _ADDED_COLUMNS:
+                if name not in self._columns(table):
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -551,15 +563,15 @@ class Store:
             return
         rows = [(q.received_ns, q.source, q.rejection.format, q.rejection.reason,
                  _storable(q.rejection.detail), _storable(q.rejection.node), q.rejection.seq,
-                 bytes(q.rejection.raw))
+                 bytes(q.rejection.raw), _storable(q.rejection.topic))
                 for q in quarantine]
-        columns = "received_ns, source, format, reason, detail, node, seq, raw"
+        columns = "received_ns, source, format, reason, detail, node, seq, raw, topic"
         past_floor = self._past_floor("quarantine")
         if past_floor is not None:
-            self._db.execute(f"INSERT INTO quarantine (id, {columns}) VALUES (?{',?' * 8})",
+            self._db.execute(f"INSERT INTO quarantine (id, {columns}) VALUES (?{',?' * 9})",
                              (past_floor, *rows[0]))
             rows = rows[1:]
-        self._db.executemany(f"INSERT INTO quarantine ({columns}) VALUES (?{',?' * 7})", rows)
+        self._db.executemany(f"INSERT INTO quarantine ({columns}) VALUES (?{',?' * 8})", rows)
 
     def _add_counters(self, counts: dict[str, int]) -> None:
         self._db.executemany(_ADD_COUNTER_SQL, [(k, v) for k, v in counts.items() if v])

@@ -89,8 +89,28 @@ def test_every_corpus_body_decodes_and_matches_its_json_fixture() -> None:
             [(i.node, getattr(i, "readings", None)) for i in from_form]
         refused += [(name, i.reason) for i in from_form if isinstance(i, Rejection)]
         assert from_form
-    # The Wunderground-protocol body (ID/PASSWORD) is the one that is no Ecowitt upload.
-    assert refused == [("payload_wunderground", reasons.SCHEMA)]
+    # The Wunderground-protocol body (ID/PASSWORD) is the one that is no Ecowitt upload;
+    # the "metric" one has its unit-bearing fields refused (below).
+    assert refused == [("payload_gw1000bpro_metric", reasons.UNIT_MISMATCH),
+                       ("payload_wunderground", reasons.SCHEMA)]
+
+
+@NO_CORPUS
+def test_ecowitt2mqtt_metric_fixture_is_refused_not_converted_twice() -> None:
+    # ecowitt2mqtt's fixture for its input_unit_system=metric option: the GW1000B body with
+    # metric numbers under the protocol's imperial names (tempinf=26.4 is the imperial
+    # fixture's 79.52 °F, baromabsin=837.793 its 24.740 inHg, yearlyrainin=112.8 mm its
+    # 4.441 in). Read as imperial, that was -3.11 °C indoors, 2865 mm of rain, 14.5 m/s.
+    items = decode_ecowitt(_form("gw1000bpro_metric"))
+    (refused,) = [i for i in items if isinstance(i, Rejection)]
+    assert (refused.reason, refused.node) == (reasons.UNIT_MISMATCH, STATION)
+    assert refused.detail.startswith("baromabsin=837.793 is no pressure in inHg")
+    assert refused.detail.endswith("not stored: tempinf, baromabsin, tempf, windspeedmph, "
+                                   "rainratein, yearlyrainin")
+    (station,) = [i for i in items if isinstance(i, Packet)]
+    assert station.readings == {("humidity_pct", "indoor"): 31.0,
+                                ("humidity_pct", "main"): 74.0,
+                                ("solar_radiation_wm2", "main"): 264.61}
 
 
 @NO_CORPUS
@@ -210,6 +230,57 @@ def test_refusals(body: bytes, reason: str, detail: str) -> None:
     assert isinstance(r, Rejection), r
     assert (r.reason, r.raw, r.format) == (reason, body, "ecowitt")
     assert detail.lower() in r.detail.lower()
+
+
+def test_metric_values_under_imperial_names_keep_only_the_unit_free_fields() -> None:
+    body = (b"PASSKEY=k&tempinf=22.5&humidityin=40&baromrelin=1013.2&baromabsin=1003.1"
+            b"&tempf=18.0&humidity=60&windspeedmph=7.2&solarradiation=300.5&yearlyrainin=120.4"
+            b"&soilmoisture1=31&soilbatt1=1.4&temp1f=17.5&humidity1=58&tf_ch1=15.0"
+            b"&tf_batt1=1.5&yrain_piezo=80.0&rrain_piezo=0.0")
+    items = decode_ecowitt(body)
+    (refused,) = [i for i in items if isinstance(i, Rejection)]
+    assert (refused.reason, refused.node, refused.raw) == (
+        reasons.UNIT_MISMATCH, "ecowitt-k", body)
+    # Every field whose name names (or implies: tf_chN, *_piezo) an imperial unit.
+    assert refused.detail.split("not stored: ")[1].split(", ") == [
+        "tempinf", "baromabsin", "tempf", "windspeedmph", "yearlyrainin", "temp1f", "tf_ch1",
+        "yrain_piezo", "rrain_piezo"]
+    packets = {i.node: (i.readings, i.battery_v) for i in items if isinstance(i, Packet)}
+    assert packets == {
+        "ecowitt-k": ({("humidity_pct", "indoor"): 40.0, ("humidity_pct", "main"): 60.0,
+                       ("solar_radiation_wm2", "main"): 300.5}, None),
+        "ecowitt-k-soil1": ({("soil_moisture_pct", "main"): 31.0}, 1.4),
+        "ecowitt-k-ch1": ({("humidity_pct", "main"): 58.0}, None),
+        "ecowitt-k-tf1": ({}, 1.5),
+    }
+    # baromrelin alone tells it too; a body with only unit-bearing fields has no packet.
+    (only,) = decode_ecowitt(b"PASSKEY=k&baromrelin=1013.2&tempf=18.0")
+    assert isinstance(only, Rejection) and only.reason == reasons.UNIT_MISMATCH
+    assert only.detail.startswith("baromrelin=1013.2 is no pressure in inHg")
+    # Pressures that can be inHg (the highest station pressure is 32.5 inHg), a broken
+    # sensor's 0 among them, are no sign of other units: the validation judges them.
+    for pressure in (b"32.48", b"0", b"14.0"):
+        (p,) = decode_ecowitt(b"PASSKEY=k&tempf=50&baromabsin=" + pressure)
+        assert isinstance(p, Packet) and p.readings[("temperature_c", "main")] == 10.0
+
+
+def test_metric_names_are_not_protocol_fields_and_not_read_as_fahrenheit() -> None:
+    # tempc, temp1c, tempinc are aioecowitt's conversions of tempf, temp1f, tempinf, never
+    # posted by a gateway: like any unknown field they are listed, not stored or converted.
+    (p,) = decode_ecowitt(b"PASSKEY=k&tempc=21.5&temp1c=20.0&tempinc=22.0&humidity=50")
+    assert isinstance(p, Packet)
+    assert p.readings == {("humidity_pct", "main"): 50.0}
+    assert p.unknown_fields == ("tempc", "temp1c", "tempinc")
+
+
+def test_max_body_is_the_callers() -> None:
+    body = b"PASSKEY=k&tempf=50&x=" + b"1" * (20000 - 21)
+    assert len(body) == 20000
+    (refused,) = decode_ecowitt(body)  # the default, MAX_BODY
+    assert isinstance(refused, Rejection) and refused.detail == "body of 20000 bytes > 16384"
+    assert isinstance(decode_ecowitt(body, max_body=20000)[0], Packet)
+    (refused,) = decode_ecowitt(body, max_body=19999)
+    assert isinstance(refused, Rejection) and refused.reason == reasons.BAD_FORM
 
 
 def test_a_value_that_is_no_number_is_refused_alone() -> None:

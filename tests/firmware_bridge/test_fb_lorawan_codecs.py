@@ -182,6 +182,47 @@ def test_milesight_documented_records_we_do_not_store_are_skipped_by_size(
 def test_milesight_em300_th_readme_history_example_alone() -> None:
     got = decode("milesight-em300-th", "20CE9E74466310015D00")
     assert got.readings == {} and got.unknown == ["history"]
+    assert got.no_readings is None  # a past measurement: stays evidence, not "ignored"
+
+
+@pytest.mark.parametrize(
+    ("codec", "hex_payload", "unknown", "what"),
+    [
+        # Replies to downlink commands (EM500-SMTC_Decoder.js "DOWNLINK RESPONSE": channel
+        # fe or ff, the command's type): report interval 0x04b0 = 1200 s, collection
+        # interval 180 s, a reboot, time zone UTC+9 (90), retransmit interval (type, uint16).
+        ("milesight-em500-smtc", "fe03b004", ["report_interval"], "downlink reply"),
+        ("milesight-em500-smtc", "ff02b400", ["collection_interval"], "downlink reply"),
+        ("milesight-em500-smtc", "fe10ff" "fe175a00" "fe6a00b400",
+         ["reboot", "time_zone", "retransmit_interval"], "downlink reply"),
+        # The alarm configuration reply is 9 bytes, calibration 4, the D2D key 8.
+        ("milesight-em500-smtc", "fe06" "d2" + "00" * 8 + "fef1" "00010a00" "fe35" + "11" * 8,
+         ["alarm_config", "calibration_settings", "d2d_key"], "downlink reply"),
+        # Device information after a join, with the power-on status; the battery alone.
+        ("milesight-em500-smtc", "ff0bff" "ff0101" "ff16" + "61" * 8 + "ff090140" "ff0a0114"
+         "ff0f00", ["ff0b", "ff01", "ff16", "ff09", "ff0a", "ff0f"], "device information"),
+        ("milesight-em300-th", "ff0bff" "ff0101", ["ff0b", "ff01"], "device information"),
+        ("milesight-em500-smtc", "017564", ["battery_pct"], "battery level"),
+        ("milesight-em500-smtc", "ff0bff" "017564" "fe03b004",
+         ["ff0b", "battery_pct", "report_interval"],
+         "battery level and device information and downlink reply"),
+    ],
+)
+def test_milesight_uplinks_without_readings_are_device_traffic(
+    codec: str, hex_payload: str, unknown: list[str], what: str,
+) -> None:
+    got = decode(codec, hex_payload)
+    assert got.readings == {} and got.unknown == unknown
+    assert got.no_readings is not None and f": {what} only (" in got.no_readings
+
+
+def test_milesight_reply_beside_readings_is_read_past() -> None:
+    got = decode("milesight-em500-smtc", "fe03b004" "017564" "03671901" "046873")
+    assert got.readings == {("soil_temperature_c", "main"): 28.1,
+                            ("soil_moisture_pct", "main"): 57.5}
+    assert got.unknown == ["report_interval", "battery_pct"] and got.no_readings is None
+    # The alarm (a measurement) alone is not device traffic without readings.
+    assert decode("milesight-em500-smtc", "83d7" "1901" "0a00" "00").no_readings is None
 
 
 # ---------------------------------------------------------------- Decentlab
@@ -260,6 +301,9 @@ def test_decentlab_dl_5tm_against_decoded_converter_results() -> None:
         ("milesight-em500-smtc", "20ce" + "00" * 9, "history cut"),  # 10 bytes on the SMTC
         ("milesight-em500-smtc", "83d7" + "00" * 4, "temperature_alarm cut"),
         ("milesight-em300-th", "fffe", "fffe cut"),
+        ("milesight-em500-smtc", "fe03b0", "report_interval cut"),
+        ("milesight-em500-smtc", "fe2001", "not in the EM500-SMTC layout"),  # no such reply
+        ("milesight-em300-th", "fe03b004", "not in the EM300-TH layout"),  # not documented
         ("decentlab-dl-5tm", "02023b00", "header is 5"),
         ("decentlab-dl-5tm", "03023b00020c60", "protocol version 3"),
         ("decentlab-dl-5tm", "02023b0004", "flags 0x0004"),

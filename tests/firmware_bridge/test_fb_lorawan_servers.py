@@ -74,7 +74,8 @@ def test_tts_docs_example_is_invalid_json_as_published_and_decodes_with_one_comm
     assert "line 79" in refused.detail
     fixed = published.replace(b'    }\n    "received_at"', b'    },\n    "received_at"')
     got = packet(decode_ttn(fixed))
-    assert (got.node, got.seq, got.rssi_dbm, got.snr_db) == ("dev1", 1, -35, 5)
+    assert (got.node, got.seq, got.rssi_dbm, got.snr_db) == ("eui-0004a30b001c0530", 1,
+                                                             -35, 5)
     assert got.node_time_ns == parse_timestamp("2020-02-12T15:15:45.789585559Z")
     assert got.readings == {("temperature_c", "main"): 1.0}  # decoded_payload
     assert got.unknown_fields == ("luminosity",)
@@ -94,7 +95,7 @@ def test_tts_thingsboard_uplinks_with_the_devices_codec() -> None:
         got = packet(decode_ttn(path.read_bytes(), codec=CODEC_OF_MODEL[model],
                                 default_site="farm"))
         up = body["uplink_message"]
-        assert got.node == body["end_device_ids"]["device_id"]
+        assert got.node == f"eui-{body['end_device_ids']['dev_eui'].lower()}"
         assert got.seq == up["f_cnt"] and got.site == "farm" and got.format == "ttn"
         assert got.node_time_ns == parse_timestamp(up["received_at"])
         best = max(up["rx_metadata"], key=lambda gw: (gw["snr"], gw["rssi"]))
@@ -109,13 +110,49 @@ def test_tts_thingsboard_uplinks_with_the_devices_codec() -> None:
         assert (refused.node, refused.seq) == (got.node, got.seq)
 
 
-def test_tts_node_from_registry_then_device_id_then_eui() -> None:
+def test_tts_node_from_registry_else_deveui_never_the_device_id() -> None:
     body = ttn_body(decoded_payload={"temperature": 20.5})
     ids = {"lorawan:70b3d57ba0000bce": "terrace-3"}
     assert packet(decode_ttn(dumps(body), ids=ids)).node == "terrace-3"
-    assert packet(decode_ttn(dumps(body))).node == "soil-1"
+    assert packet(decode_ttn(dumps(body))).node == "eui-70b3d57ba0000bce"
     body["end_device_ids"]["device_id"] = "not a name"
     assert packet(decode_ttn(dumps(body))).node == "eui-70b3d57ba0000bce"
+
+
+def _app_device(app: str, device: str, eui: str | None, f_cnt: int = 5) -> bytes:
+    body = ttn_body(f_cnt=f_cnt, decoded_payload={"temperature": 20.5})
+    body["end_device_ids"] = {"device_id": device, "application_ids": {"application_id": app}}
+    if eui is not None:
+        body["end_device_ids"]["dev_eui"] = eui
+    return dumps(body)
+
+
+def test_tts_same_device_id_in_two_applications_are_two_nodes() -> None:
+    """TTS device ids are unique only within an application: two applications' ``node-1``
+    (different DevEUIs, same frame counter) must not become one node, nor take the name
+    of a registered node that is another device."""
+    orchard = packet(decode_ttn(_app_device("orchard", "node-1", "1111111111111111")))
+    paddy = packet(decode_ttn(_app_device("paddy", "node-1", "2222222222222222")))
+    assert (orchard.node, paddy.node) == ("eui-1111111111111111", "eui-2222222222222222")
+    registered = {"lorawan:aaaaaaaaaaaaaaaa": "node-1"}  # the farm's node-1 is another device
+    assert packet(decode_ttn(_app_device("paddy", "node-1", "2222222222222222"),
+                             ids=registered)).node == "eui-2222222222222222"
+    # Nor does the device get that node's codec by name.
+    got = decode_ttn(_app_device("paddy", "node-1", "2222222222222222"),
+                     device_codecs={"node-1": "cayenne-lpp"})
+    assert packet(got).readings == {("temperature_c", "main"): 20.5}
+
+
+def test_tts_device_without_deveui_is_named_by_application_and_device() -> None:
+    orchard = packet(decode_ttn(_app_device("orchard", "node-1", None)))
+    paddy = packet(decode_ttn(_app_device("paddy", "node-1", None)))
+    assert (orchard.node, paddy.node) == ("ttn:orchard:node-1", "ttn:paddy:node-1")
+    no_app = json.loads(_app_device("orchard", "node-1", None))
+    del no_app["end_device_ids"]["application_ids"]
+    refused = decode_ttn(dumps(no_app))
+    assert isinstance(refused, Rejection) and refused.reason == reasons.SCHEMA
+    too_long = decode_ttn(_app_device("a" * 36, "b" * 36, None))  # 77 > 64 characters
+    assert isinstance(too_long, Rejection) and too_long.reason == reasons.SCHEMA
 
 
 def test_tts_best_gateway_time_and_counter() -> None:
@@ -141,7 +178,8 @@ def test_device_codec_beats_topic_codec_beats_decoded_payload() -> None:
     assert by_topic.readings == {("soil_temperature_c", "main"): 30.8,
                                  ("soil_moisture_pct", "main"): 50.5}
     by_device = packet(decode_ttn(body, codec="milesight-em500-smtc",
-                                  device_codecs={"soil-1": "milesight-em300-th"}))
+                                  device_codecs={"eui-70b3d57ba0000bce":
+                                                 "milesight-em300-th"}))
     assert by_device.readings == from_server.readings
     other_device = packet(decode_ttn(body, codec="milesight-em500-smtc",
                                      device_codecs={"soil-2": "milesight-em300-th"}))
@@ -170,6 +208,35 @@ def test_tts_refusals(body: bytes, reason: str) -> None:
 def test_tts_bad_base64_with_a_codec() -> None:
     got = decode_ttn(dumps(ttn_body(frm_payload="!!")), codec="cayenne-lpp")
     assert isinstance(got, Rejection) and got.reason == reasons.BAD_PAYLOAD
+
+
+# A Milesight EM500-SMTC reply to "set the report interval to 1200 s" (fe 03 b0 04) and
+# the device information it sends after joining: normal device traffic, no readings.
+MILESIGHT_NO_READINGS = ["fe03b004", "ff0bff" "ff0101" "ff16" + "61" * 8 + "ff0f00"]
+
+
+@NO_CORPUS
+@pytest.mark.parametrize("hex_payload", MILESIGHT_NO_READINGS)
+def test_milesight_uplinks_without_readings_are_ignored_not_rejected(hex_payload: str) -> None:
+    """The corpus's real EM500-SMTC envelopes (TTS and ChirpStack) with a payload of no
+    readings: ``Ignored`` (counted ``ignored.no_readings``), not a packet that validation
+    refuses as ``empty`` nor a ``bad_payload``."""
+    data = base64.b64encode(bytes.fromhex(hex_payload)).decode()
+    name = "Milesight__EM500-SMTC__{}__payload.json"
+    tts = json.loads((TTS / "thingsboard-data-converters" /
+                      name.format("ThingsStackCommunity")).read_text())
+    tts["uplink_message"]["frm_payload"] = data
+    cs = json.loads((CHIRPSTACK / "thingsboard-data-converters" /
+                     name.format("ChirpStack")).read_text())
+    cs["data"] = data
+    for got in (decode_ttn(dumps(tts), codec="milesight-em500-smtc"),
+                decode_chirpstack(dumps(cs), codec="milesight-em500-smtc", event="up")):
+        assert type(got) is Ignored, got
+        assert got.reason == reasons.NO_READINGS and "EM500-SMTC" in got.detail
+        assert got.node is not None and got.node.startswith("eui-") and got.seq is not None
+    # The periodic uplink of the same envelope is still a packet.
+    real = (TTS / "thingsboard-data-converters" / name.format("ThingsStackCommunity"))
+    assert isinstance(decode_ttn(real.read_bytes(), codec="milesight-em500-smtc"), Packet)
 
 
 def test_tts_join_and_downlink_messages_are_ignored_not_rejected() -> None:
@@ -214,7 +281,7 @@ def test_chirpstack_thingsboard_up_events_with_the_devices_codec() -> None:
         got = packet(got)
         info = body["deviceInfo"]
         expected_node = "profile-1" if info["devEui"] == "70b3d57ba0003bb8" else \
-            info["deviceName"] if " " not in info["deviceName"] else f"eui-{info['devEui']}"
+            f"eui-{info['devEui']}"  # never deviceName: ChirpStack keeps it not unique
         assert got.node == expected_node
         assert got.seq == body.get("fCnt", 0)
         assert got.node_time_ns == parse_timestamp(body["time"])
@@ -236,6 +303,21 @@ def test_chirpstack_object_status_and_names() -> None:
                                       "batteryLevel": 88.3, "margin": 10}))
     assert type(status) is Ignored and status.detail == "status event"
     assert decode_chirpstack(b'{"a": 1}').reason == reasons.SCHEMA  # no deviceInfo
+
+
+def test_chirpstack_same_device_name_in_two_applications_are_two_nodes() -> None:
+    """One ChirpStack MQTT integration publishes every application's events; device names
+    are not unique there. The DevEUI is, so it names the node."""
+    def up(app: str, eui: str) -> bytes:
+        return dumps(cs_body(fCnt=5, object={"temperature": 20.5},
+                             deviceInfo={"devEui": eui, "deviceName": "node-1",
+                                         "applicationName": app}))
+    orchard = packet(decode_chirpstack(up("orchard", "1111111111111111"), event="up"))
+    paddy = packet(decode_chirpstack(up("paddy", "2222222222222222"), event="up"))
+    assert (orchard.node, paddy.node) == ("eui-1111111111111111", "eui-2222222222222222")
+    registered = {"lorawan:aaaaaaaaaaaaaaaa": "node-1"}
+    assert packet(decode_chirpstack(up("paddy", "2222222222222222"), ids=registered,
+                                    event="up")).node == "eui-2222222222222222"
 
 
 # ---------------------------------------------------------------- decoded objects

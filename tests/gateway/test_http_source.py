@@ -136,9 +136,12 @@ def test_every_corpus_body_over_http(start) -> None:
     # gw2000a_3/_4 pair, which differ only in srain_piezo (not stored) and so are one upload.
     assert counter(db(gw), "stored") == 14 + 11 + 1 + 13 + 2 - 1
     assert counter(db(gw), "duplicates") == 1
-    # The "metric" fixture's baromabsin=837.793 is no inHg value: that reading is refused.
-    (detail,) = query_db(db(gw), "SELECT detail FROM quarantine WHERE reason='out_of_range'")
-    assert detail == ("pressure_hpa=28370.9 outside [500, 1100]",)
+    # The "metric" fixture's baromabsin=837.793 is no inHg value: its temperatures,
+    # pressure, wind and rain are refused with the body (its humidities are stored).
+    (detail,) = query_db(db(gw), "SELECT substr(detail, 1, 40) FROM quarantine "
+                         "WHERE reason = 'unit_mismatch'")
+    assert detail == ("baromabsin=837.793 is no pressure in inH",)
+    assert counter(db(gw), "rejected.out_of_range") == 0  # no pressure_hpa=28370.9 stored
     assert counter(db(gw), "rejected.schema") == 1
 
 
@@ -204,6 +207,16 @@ def test_http_level_refusals(start) -> None:
     assert gw.http.stats().answered == {413: 1, 404: 1, 200: 1, 405: 1, 411: 3, 408: 1, 400: 1}
     assert counter(db(gw), "stored") == 1
     assert query_db(db(gw), "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_max_body_bytes_is_the_one_limit(start: Callable[..., tuple[Gateway, str]]) -> None:
+    # A body the configuration takes is decoded, not refused by a second, smaller limit.
+    gw, url = start(max_body_bytes=32768)
+    body = b"PASSKEY=k&tempf=50&x=" + b"1" * 20000
+    assert post(url, body) == (200, "OK\n")
+    assert post(url, body + b"1" * 32768)[0] == 413
+    gw.stop()
+    assert counter(db(gw), "stored") == 1
 
 
 def test_stop_mid_request_gives_no_200_and_a_restart_stores_once(start) -> None:

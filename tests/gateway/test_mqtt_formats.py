@@ -145,3 +145,37 @@ def test_first_matching_filter_wins_and_the_topic_cache_is_bounded() -> None:
     (cache,) = [c.cell_contents for c in decode.__closure__ or ()  # type: ignore[attr-defined]
                 if type(c.cell_contents) is dict]
     assert 0 < len(cache) <= 4096
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("satoyama/hill/n17/up", b"{not json", "bad_json"),  # decode_native's own
+        ("satoyama/hill/n18/up", body(), "topic_mismatch"),
+        ("satoyama/bad site/n17/up", body(), "bad_topic"),
+        ("v3/orchard@ttn/devices/node-1/up", b'{"end_device_ids": {truncated', "bad_json"),
+        ("v3/orchard@ttn/devices/node-1/up", TTS_BODY.replace(b"AXVk", b"!!!!"),
+         "bad_payload"),
+        ("application/7/device/0101010101010101/event/up", b"[]", "schema"),
+        ("rtl_433/pi/events", b'{"model": "x"}', "schema"),
+    ],
+)
+def test_a_rejection_keeps_the_topic_it_came_on(topic: str, payload: bytes,
+                                                reason: str) -> None:
+    """Garbage often names no node: the topic is the evidence of who sent it."""
+    decode = message_decoder("native", default_site="farm", topics=TOPICS)
+    (result,) = decode(topic, payload)
+    assert isinstance(result, Rejection) and result.reason == reason
+    assert result.topic == topic
+
+
+def test_a_message_without_a_topic_keeps_none() -> None:
+    """`satoyama replay --format ttn` without --topic decodes with the topic ''."""
+    decode = message_decoder("ttn", default_site="farm")
+    (result,) = decode("", b"{truncated")
+    assert isinstance(result, Rejection) and result.topic is None
+    (native,) = decode_native_message("", b"{truncated", "farm")
+    assert isinstance(native, Rejection) and native.topic is None

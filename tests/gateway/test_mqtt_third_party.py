@@ -56,7 +56,7 @@ MESSAGES: list[tuple[str, bytes]] = [
     (TTS_TOPIC.format("eui-1000000000000001"),
      tts_uplink("eui-1000000000000001", "1000000000000001", 10335,
                 frm_payload="AXVkA2cZAQRocwV/8AA=")),
-    # The same topic filter, a device the registry does not know, with its own codec
+    # The same topic filter, another device (its DevEUI registered) with its own codec
     (TTS_TOPIC.format("th-1"),
      tts_uplink("th-1", "2000000000000002", 4, frm_payload="AXVcA2c0AQRoZQ==")),
     (CS_TOPIC.format("a84041000181c61f", "up"),
@@ -99,7 +99,8 @@ def settings(tmp_path: Path, url: str) -> Settings:
         ]}},
         "devices": {
             "terrace-3": {"plot": "upper", "ids": ["lorawan:1000000000000001"]},
-            "th-1": {"plot": "greenhouse", "codec": "milesight-em300-th"},
+            "th-1": {"plot": "greenhouse", "codec": "milesight-em300-th",
+                     "ids": ["lorawan:2000000000000002"]},
             "wh51-bed": {"plot": "beds", "ids": ["rtl433:Fineoffset-WH51/006b58"]},
         },
     })
@@ -152,6 +153,9 @@ def test_four_formats_on_one_connection_stored_with_registry_tags(
     assert db.quarantine_counts() == {"bad_json": 1, "no_codec": 1}
     quarantined = {q["reason"]: q for q in db.quarantine()}
     assert quarantined["bad_json"]["format"] == "ttn"
+    # The body names no device: the topic it came on does.
+    assert quarantined["bad_json"]["topic"] == TTS_TOPIC.format("eui-1000000000000001")
+    assert quarantined["no_codec"]["topic"] == CS_TOPIC.format("0101010101010101", "up")
     assert bytes(quarantined["bad_json"]["raw"]) == b'{"end_device_ids": {truncated'
     assert (quarantined["no_codec"]["format"], quarantined["no_codec"]["node"]) == (
         "chirpstack", "eui-0101010101010101")

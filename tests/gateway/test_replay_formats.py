@@ -157,9 +157,34 @@ def test_replay_ttn_and_chirpstack_one_message_a_line_with_the_registry(
              float(r["soil_ec_ms_cm"])) for r in terrace] == [
         ("ttn", "upper", "2026-07-01T04:10:00.000000000Z", 57.5, 0.24),
         ("chirpstack", "upper", "2026-07-01T04:20:00.000000000Z", 57.5, 0.24)]
-    lse = [r for r in rows if r["node"] == "lse01-b"]
+    lse = [r for r in rows if r["node"] == "eui-a8404194a1875ff3"]  # by DevEUI, not name
     assert [(float(r["soil_moisture_pct"]), float(r["soil_temperature_c"])) for r in lse] == [
         (21.02, 18.5)]
+
+
+def test_milesight_replies_and_device_information_count_as_ignored_not_rejected(
+    tmp_path: Path,
+) -> None:
+    """An EM500-SMTC's reply to a downlink command (fe 03 b0 04: report interval 1200 s)
+    and its device information after a join carry no readings: counted
+    ``ignored.no_readings``, neither stored nor quarantined; its readings are stored."""
+    config = tmp_path / "satoyama.yaml"
+    config.write_text(
+        f"site: farm\ndata_dir: {tmp_path / 'data'}\n"
+        "devices:\n  terrace-3:\n    ids: ['lorawan:1000000000000001']\n"
+        "    codec: milesight-em500-smtc\n")
+    ttn = tmp_path / "ttn.jsonl"
+    ttn.write_text("\n".join([
+        tts_line("e", "1000000000000001", 1, frm_payload="/wv//wEB/w8A"),  # ff0bff ff0101 ff0f00
+        tts_line("e", "1000000000000001", 2, frm_payload="AXVkA2cZAQRocwV/8AA="),
+        tts_line("e", "1000000000000001", 3, frm_payload="/gOwBA=="),  # fe03b004
+    ]) + "\n")
+    counts = json.loads(satoyama("replay", "--format", "ttn", str(ttn), "-c", str(config),
+                                 "--json").stdout)
+    assert {k: v for k, v in counts.items() if k.split(".")[0] in (
+        "stored", "rejected", "ignored")} == {"stored": 1, "ignored.no_readings": 2}
+    status = json.loads(satoyama("status", "-c", str(config), "--json").stdout)
+    assert status["store"]["quarantined"] == 0
 
 
 def test_replay_chirpstack_takes_the_codec_of_the_configured_topic(tmp_path: Path) -> None:

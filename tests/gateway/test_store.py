@@ -109,6 +109,50 @@ def test_quarantine_keeps_raw_bytes_and_counts_by_reason(tmp_path: Path) -> None
     assert (newest["reason"], newest["raw"]) == ("bad_crc", b"\x00")
 
 
+def test_quarantine_keeps_the_mqtt_topic_a_message_came_on(tmp_path: Path) -> None:
+    """Garbage names no node: the topic is what tells the operator who sent it, in the
+    store and in `satoyama status`."""
+    from gateway.status import collect, render
+
+    store = Store(tmp_path / "s.db")
+    topic = "v3/orchard@ttn/devices/node-1/up"
+    store.write_batch([], [
+        QuarantineEntry(Rejection("bad_json", "Expecting value", b"{trunc", "ttn",
+                                  topic=topic), "mqtt", 10**18),
+        QuarantineEntry(Rejection("garbage", "3 bytes", b"xyz", "frame"), "serial", 10**18),
+    ])
+    rows = {q["reason"]: q for q in store.quarantine()}
+    assert (rows["bad_json"]["topic"], rows["garbage"]["topic"]) == (topic, None)
+    info = collect(store)
+    assert [q["topic"] for q in info["quarantine_latest"]] == [None, topic]  # newest first
+    assert "raw" not in info["quarantine_latest"][0]
+    text = render(info, tz="UTC")
+    assert f"bad_json from mqtt topic {topic}: Expecting value" in text
+    assert "garbage from serial: 3 bytes" in text
+
+
+def test_store_made_before_quarantine_topic_gains_the_column_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(  # the quarantine table as stores made before the topic column have it
+        "CREATE TABLE quarantine (id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL,"
+        " source TEXT NOT NULL, format TEXT NOT NULL, reason TEXT NOT NULL,"
+        " detail TEXT NOT NULL, node TEXT, seq INTEGER, raw BLOB NOT NULL);"
+        "INSERT INTO quarantine VALUES (4, 1, 'mqtt', 'native', 'bad_json', 'x', NULL, NULL,"
+        " x'7b');")
+    db.close()
+    store = Store(path)
+    assert store.columns("quarantine")[-1] == "topic"
+    assert store.columns("quarantine") == Store(tmp_path / "new.db").columns("quarantine")
+    store.write_batch([], [QuarantineEntry(
+        Rejection("bad_json", "y", b"{", "native", topic="satoyama/hill/n1/up"), "mqtt", 2)])
+    assert store.execute("SELECT id, reason, raw, topic FROM quarantine ORDER BY id") == [
+        (4, "bad_json", b"{", None), (5, "bad_json", b"{", "satoyama/hill/n1/up")]
+    columns = store.columns("quarantine")
+    store.close()
+    assert Store(path).columns("quarantine") == columns  # added once, reopening is a no-op
+
+
 def test_failed_batch_changes_nothing(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     bad = record(seq=2)
