@@ -25,7 +25,8 @@ publisher per node topic, stdin held open until everything is delivered). Report
   a ceiling); a step keeps up when the publishers were fed at its rate, everything sent
   reached InfluxDB, and the last message was stored within ``KEPT_UP_LAG_S`` of being
   sent (a gateway 5 % slower than the rate is 0.5 s behind after 10 s). The highest step
-  that kept up is the sustainable rate; each step also gives the gateway's CPU per message;
+  that kept up is the sustainable rate; each step also gives the gateway's CPU per message
+  and the cores each party used;
 * burst: N messages as fast as the publishers go, time until InfluxDB accepted the last
   (the sink's cursor, polled in SQLite; InfluxDB's count is checked then). Unlike the
   sustained steps, the four publishers and the broker then flood the two cores for the
@@ -56,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -71,8 +72,15 @@ SITE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# Node times start a minute before the bench and advance 1 ms per message of a node: each
+# point has its own time (none overwrites another in InfluxDB), and a whole run (about
+# 200,000 messages a node) stays within the gateway's clock-skew limit (300 s), so the
+# gateway stores node times as a healthy node sends them (not the skew-correction path).
+T0_MS = (time.time_ns() // 1_000_000) - 60_000
+
+
 def body(node: int, seq: int) -> str:
-    ts_ms = 1_790_000_000_000 + seq * 10  # distinct times per node: no point overwrites another
+    ts_ms = T0_MS + seq
     return json.dumps({
         "node": f"n{node}", "seq": seq % 65536, "ts": ts_ms * 1_000_000,
         "readings": {"temperature_c": 20 + seq % 100 / 10, "humidity_pct": 60.0,
@@ -318,18 +326,20 @@ SUSTAIN_STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # fractions of the ceiling
 
 
 def sustained_rate(pubs: Publishers, gw: GatewayProcess, influx: InfluxDB1, db: Path,
-                   ceiling: float, seconds: float, total: int) -> tuple[float, int]:
+                   ceiling: float, seconds: float, total: int, cores: CpuShares,
+                   rates: Sequence[float] = ()) -> tuple[float, int]:
     """(the highest rate that kept up, or 0.0; messages sent). Prints a line per step.
 
     A step at a rate the gateway cannot hold leaves a backlog that grows for the whole
     step (in the pipeline's queue and the broker): its last message is stored late by
     about (rate / capacity - 1) x ``seconds``. The step after a failed one is not run."""
-    rates = ([f * ceiling for f in SUSTAIN_STEPS] if ceiling
-             else [4000.0 + 1000.0 * i for i in range(12)])
+    rates = rates or ([f * ceiling for f in SUSTAIN_STEPS] if ceiling
+                      else [4000.0 + 1000.0 * i for i in range(12)])
     best, sent_all = 0.0, 0
     for rate in rates:
         n = int(rate * seconds)
         before = stored(influx)
+        cores.start()
         cpu0, t0 = gw.cpu_s(), time.perf_counter()
         pubs.send(n, rate)
         t_sent = time.perf_counter()
@@ -344,6 +354,7 @@ def sustained_rate(pubs: Publishers, gw: GatewayProcess, influx: InfluxDB1, db: 
               f"last stored {lag:.2f}s after sending, stored {got} of {n}, "
               f"{cpu / n * 1e3:.3f} ms CPU/msg: "
               + ("kept up" if kept else "fell behind"), flush=True)
+        print(cores.line(f"{rate:,.0f}/s"), flush=True)
         if not kept:
             break
         best = rate
@@ -454,6 +465,11 @@ def reference_pipeline(broker: Mosquitto, influx: InfluxDB1, seconds: float
             proc.kill()
 
 
+def _pipeline_settings(text: str) -> dict[str, int]:
+    return {key.strip(): int(value) for key, value in
+            (item.split("=", 1) for item in text.split(","))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--messages", type=int, default=100_000, help="burst and backlog size")
@@ -467,6 +483,12 @@ def main() -> None:
     ap.add_argument("--rules", action="store_true",
                     help="also run the alert rules: preset:common and preset:tomato, every "
                     "node registered as a tomato plot")
+    ap.add_argument("--rates", type=lambda t: [float(r) for r in t.split(",")], default=[],
+                    metavar="R,R,...", help="the sustained steps' rates (messages/s), instead "
+                    "of tenths of the ceiling: to compare two versions at the same rates")
+    ap.add_argument("--pipeline", type=_pipeline_settings, metavar="KEY=N[,KEY=N]",
+                    help="the gateway's pipeline settings, e.g. batch_max=1000,queue_size=4000 "
+                         "(default: the gateway's defaults)")
     ap.add_argument("--sink-process", action="store_true",
                     help="sinks.influxdb.separate_process: true (the sink in its own process)")
     args = ap.parse_args()
@@ -521,12 +543,16 @@ def main() -> None:
                 **({"rules": ["preset:common", "preset:tomato"],
                     "devices": {f"n{n}": {"plot": f"plot-{n}", "crop": "tomato"}
                                 for n in range(1, NODES + 1)}} if args.rules else {}),
+                **({"pipeline": args.pipeline} if args.pipeline else {}),
             }))
             db = tmp / "data" / "satoyama.db"
             gw = GatewayProcess(config, tmp / "gateway.log")
             gw.start()
             gw.wait_started()
             pubs = Publishers(broker)
+            cores = CpuShares({"gateway": gw.pids, "bench (feeding, polling)":
+                               lambda: [os.getpid()],
+                               **servers_and_publishers(broker, influx, pubs)})
             total = 0
 
             if "fixed" in phases:
@@ -543,7 +569,7 @@ def main() -> None:
 
             if "sustained" in phases:
                 best, sent = sustained_rate(pubs, gw, influx, db, ceiling, args.step_seconds,
-                                            total)
+                                            total, cores, args.rates)
                 total += sent
                 share = f" ({best / ceiling:.0%} of ceiling)" if ceiling else ""
                 print(f"sustained  maximum sustainable rate with zero loss: {best:,.0f} msg/s"
@@ -551,9 +577,6 @@ def main() -> None:
 
             n = args.messages
             if "burst" in phases:  # as fast as the publishers go
-                cores = CpuShares({"gateway": gw.pids, "bench (feeding, polling)":
-                                   lambda: [os.getpid()],
-                                   **servers_and_publishers(broker, influx, pubs)})
                 cores.start()
                 cpu0, t0 = gw.cpu_s(), time.perf_counter()
                 pubs.send(n, None)

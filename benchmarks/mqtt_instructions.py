@@ -45,9 +45,11 @@ def _connected(db: Path, pid: int) -> bool:
     return False
 
 
-def count(messages: int, *, threads: bool, rules: bool = False) -> dict[str, int]:
+def count(messages: int, *, threads: bool, rules: bool = False,
+          keep: Path | None = None) -> dict[str, int]:
     """Instructions of one `satoyama run` draining ``messages``, per callgrind output file
-    (one per thread with ``threads``)."""
+    (one per thread with ``threads``); ``keep``: copy the callgrind files there, for
+    ``callgrind_annotate``."""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = bench.Mosquitto(tmp / "mqtt").start()
@@ -97,6 +99,9 @@ def count(messages: int, *, threads: bool, rules: bool = False) -> dict[str, int
                 raise SystemExit(f"InfluxDB holds {bench.stored(influx)} of {messages}")
             totals = {}
             for f in sorted(tmp.glob("callgrind.out*")):
+                if keep is not None:
+                    keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(f, keep / f.name)
                 m = re.search(r"^(?:summary|totals): (\d+)", f.read_text(errors="replace"),
                               re.M)
                 if m:
@@ -114,11 +119,14 @@ def main() -> None:
     ap.add_argument("--threads", action="store_true", help="also each thread's share")
     ap.add_argument("--rules", action="store_true",
                     help="also run the alert rules, as benchmarks/mqtt_influx.py --rules does")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="keep the callgrind files of the run with messages in DIR "
+                         "(callgrind_annotate DIR/callgrind.out-02 shows the pipeline's)")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("needs valgrind (apt-get install valgrind)")
     idle = count(0, threads=args.threads, rules=args.rules)
-    busy = count(args.messages, threads=args.threads, rules=args.rules)
+    busy = count(args.messages, threads=args.threads, rules=args.rules, keep=args.keep)
     n = args.messages
     total = (sum(busy.values()) - sum(idle.values())) / n
     print(f"end to end {total:,.0f} instructions per message ({n:,} messages drained from "

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import yaml
-from mqtt_influx import NODES, SITE, body  # the farm and messages of the end-to-end run
+from mqtt_influx import NODES, SITE, T0_MS, body  # the farm and messages of the end-to-end run
 
 from firmware_bridge.simulator import Simulator
 from gateway.app import build_pipeline, open_store, store_path
@@ -170,7 +170,7 @@ def farm(messages: int, repeat: int) -> None:
             node, seq = i % NODES + 1, i // NODES
             pipeline.handle("mqtt", decode(f"satoyama/{SITE}/n{node}/up",
                                            body(node, seq).encode()),
-                            received_ns=1_790_000_000_000_000_000 + seq * 10_000_000)
+                            received_ns=(T0_MS + seq) * 1_000_000)
             if i % 500 == 499:
                 pipeline.commit()
         pipeline.commit()

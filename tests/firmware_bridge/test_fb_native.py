@@ -93,7 +93,7 @@ def test_overlong_line_is_bad_length() -> None:
     assert isinstance(r, Rejection) and r.reason == "bad_length"
 
 
-# --- the hand-checked fast path decides exactly as the pydantic model does -------------------
+# --- the msgspec path decides exactly as json and the pydantic model do -------------------
 
 _names = st.sampled_from(["n1", "n17", "farm-a.b:c_1", "", "-n1", "n1\n", "n 1", "é", "x" * 64,
                           "x" * 65])
@@ -141,11 +141,43 @@ def _outcome(result: Packet | Rejection) -> tuple[object, ...]:
 @hypothesis.example({"node": "n1", "ts": 1_782_879_000_000, "readings": {"bat": 3.1},
                      "battery_v": 3.0})
 def test_fast_path_matches_the_model(body: dict[str, Any]) -> None:
-    try:
-        line = json.dumps(body).encode()
-    except ValueError:
-        return
+    for ascii_only in (True, False):  # escapes, and UTF-8 as it is
+        try:
+            line = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+        except ValueError:
+            return
+        _assert_both_paths_agree(line)
+
+
+def _assert_both_paths_agree(line: bytes) -> None:
     fast = decode_native(line, default_site="s")
-    with patch.object(native, "_fast_uplink", lambda obj: None):
+    with patch.object(native, "_common_uplink", lambda raw: None):
         model = decode_native(line, default_site="s")
     assert _outcome(fast) == _outcome(model)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"node":"a","node":"n1","readings":{"temperature_c":1}}',  # json: the last key wins
+    b'{"node":"n1","readings":{"temperature_c":1,"temperature_c":2.5}}',
+    b'{"node":"n1","readings":{"temperature_c":1e400}}',  # inf: a sensor fault, later
+    b'{"node":"n1","readings":{"temperature_c":NaN}}',
+    b'{"node":"n1","readings":{"temperature_c":-0.0,"humidity_pct":5e-324}}',
+    b'{"node":"n1","seq":1.0,"readings":{"temperature_c":1}}',
+    b'{"node":"n1","seq":123456789012345678901234567890,"readings":{"temperature_c":1}}',
+    b'{"node":"n1","readings":{"temperature_c":9007199254740993}}',
+    rb'{"node":"\ud800","readings":{"temperature_c":1}}',
+    rb'{"node":"n1","readings":{"temperature_c@\udfff":1}}',
+    b'\xef\xbb\xbf{"node":"n1","readings":{"temperature_c":1}}',  # a byte order mark
+    b'{"node":"n1","readings":{"temperature_c":1}} x',
+    b'{"node":"n1","readings":{"temperature_c":1}}  ',
+    b'{"node":"n\xc3\xa9","readings":{"temperature_c":1}}',
+    b'{"node":"n1","readings":{"temperature_c":"1"}}',
+    b'{"node":"n1","readings":null}',
+    b'{"node":"n1","ts":"2026-07-01T04:10:00+09:00","readings":{"rh":40}}',
+    b'{"node":"n1","ts":1782879000.5,"readings":{"bat":3.1}}',
+    b'[1,2]',
+])
+def test_bodies_msgspec_refuses_or_reads_alike_decode_as_json_does(line: bytes) -> None:
+    """Where msgspec and ``json`` differ (surrogates, NaN, huge numbers, a byte order mark),
+    msgspec refuses and ``json`` decides, so the outcome is the same either way."""
+    _assert_both_paths_agree(line)
