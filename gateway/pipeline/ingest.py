@@ -374,7 +374,8 @@ class Pipeline:
         except Exception:
             self._pending.rollback(mark)
             if not isinstance(msg, MessageBatch):
-                self._quarantine_failed(msg.source, _raw_of(msg), getattr(msg, "ack", None))
+                self._quarantine_failed(msg.source, _raw_of(msg), getattr(msg, "ack", None),
+                                        getattr(msg, "topic", None))
                 return
         decode = self._message_decoders[msg.source]
         for topic, payload in msg.messages:
@@ -384,12 +385,12 @@ class Pipeline:
                             monotonic_ns=msg.monotonic_ns)
             except Exception:
                 self._pending.rollback(mark)
-                self._quarantine_failed(msg.source, payload, None)
+                self._quarantine_failed(msg.source, payload, None, topic)
         if msg.ack is not None:
             self._pending.callbacks.append(msg.ack)
 
-    def _quarantine_failed(self, source: str, raw: bytes,
-                           ack: Callable[[], None] | None) -> None:
+    def _quarantine_failed(self, source: str, raw: bytes, ack: Callable[[], None] | None,
+                           topic: str | None = None) -> None:
         log.exception("%s: input that a decoder or validation failed on is quarantined as "
                       "internal_error (a bug: please report it with the quarantined bytes)",
                       source)
@@ -397,7 +398,7 @@ class Pipeline:
         pending = self._pending
         pending.quarantine.append(QuarantineEntry(
             Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:300], raw,
-                      self._formats.get(source, source)),
+                      self._formats.get(source, source), topic=topic),
             source, time.time_ns()))
         if ack is not None:
             pending.callbacks.append(ack)

@@ -233,15 +233,15 @@ def test_an_input_a_decoder_fails_on_costs_that_input_not_the_worker(tmp_path: P
 
     pipeline.add_message_source("mqtt", decode)
     acks: list[int] = []
-    batch = MessageBatch("mqtt", [("t", b"a"), ("t", b"boom"), ("t", b"b")], time.time_ns(),
-                         time.monotonic_ns(), lambda: acks.append(1))
+    batch = MessageBatch("mqtt", [("t/a", b"a"), ("t/boom", b"boom"), ("t/b", b"b")],
+                         time.time_ns(), time.monotonic_ns(), lambda: acks.append(1))
     pipeline.take_guarded(batch)
     assert acks == []  # not before the commit
     pipeline.commit()
     assert acks == [1]
     assert store.count("packet") == 2
-    (row,) = store._db.execute("SELECT reason, detail, raw FROM quarantine").fetchall()
-    assert row == ("internal_error", "ValueError: a decoder bug", b"boom")
+    (row,) = store._db.execute("SELECT reason, detail, raw, topic FROM quarantine").fetchall()
+    assert row == ("internal_error", "ValueError: a decoder bug", b"boom", "t/boom")
     counters = store.counters()
     assert counters["received.packets"] == 2 and counters["rejected.internal_error"] == 1
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.packet import Record, Rejection
-from gateway.store.sqlite import QuarantineEntry, Store, StoreFull
+from gateway.store.sqlite import ROWS_PER_INSERT, QuarantineEntry, Store, StoreFull
 
 
 def record(node: str = "n1", seq: int = 1, *, t: int = 1_780_000_000, moisture: float = 30.0,
@@ -92,6 +92,44 @@ def test_one_batch_stores_what_record_by_record_batches_store(tmp_path: Path) ->
     assert one.node_states()[0]["last_seq"] == 4
     assert one.node_states()[0]["last_time_ns"] == 100 * 10**9
     assert one.counters() == each.counters()
+
+
+@pytest.mark.parametrize("n", [15, 16, 17, 33, 53])
+@pytest.mark.parametrize("held", [False, True])
+def test_statements_of_many_rows_store_what_one_row_statements_store(
+        tmp_path: Path, n: int, held: bool) -> None:
+    """Rows go in ROWS_PER_INSERT to a statement (and the rest one by one): same ids,
+    rows and duplicates as one record per commit, with duplicates inside a statement's
+    rows, across two of them and against rows already stored; with held packets (two
+    more columns) too."""
+    assert ROWS_PER_INSERT == 16  # the sizes above straddle it
+
+    def batch() -> list[Record]:
+        recs = [record(f"n{i % 3}", i, t=1_000 + i) for i in range(n)]
+        recs[5] = record("n2", 2, t=1_002)  # = recs[2], in the same statement's rows
+        recs[-1] = record("n0", 0, t=1_000)  # = recs[0], a statement or more before it
+        return [*recs, record("old", 1, t=900)]  # already stored
+
+    def write(store: Store, recs: list[Record], held_ones: list[Record]) -> tuple[int, int]:
+        mono = {id(r): r.time_ns // 1000 for r in held_ones} if held else None
+        result = store.write_batch(recs, boot_id="boot-1" if held else None,
+                                   monotonic_ns=mono)
+        return result.stored, result.duplicates
+
+    many, each = Store(tmp_path / "many.db"), Store(tmp_path / "each.db")
+    for store in (many, each):
+        store.write_batch([record("old", 1, t=900)])
+    recs = batch()
+    counts = write(many, recs, recs[::2])
+    one_by_one = [write(each, [r], [r] if i % 2 == 0 else []) for i, r in enumerate(batch())]
+    assert counts == (n - 2, 3)
+    assert [sum(c) for c in zip(*one_by_one, strict=True)] == list(counts)
+    assert many.count("packet") == each.count("packet") == n - 1
+    for sql in ("SELECT * FROM packet ORDER BY id", "SELECT * FROM device ORDER BY id",
+                "SELECT * FROM node_state ORDER BY node"):
+        assert many.execute(sql) == each.execute(sql), sql
+    readings = "SELECT * FROM reading ORDER BY packet_id, sensor"
+    assert [r[1:] for r in many.execute(readings)] == [r[1:] for r in each.execute(readings)]
 
 
 def test_quarantine_keeps_raw_bytes_and_counts_by_reason(tmp_path: Path) -> None:
