@@ -306,11 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("replay", help="feed recorded messages through the pipeline")
     sp.add_argument("--format", required=True,
                     choices=["native", "frame-hex", "rylr", "frame", "lpp-hex", "rtl433",
-                             "ecowitt", "ttn", "chirpstack"])
+                             "ecowitt", "ttn", "chirpstack"],
+                    help="ecowitt: one upload body per line, decided as the HTTP source of "
+                    "-c decides it (sources.http.stations, max_body_bytes); ttn/chirpstack: "
+                    "one message per line, nodes by DevEUI (the registry's lorawan: ids, "
+                    "else eui-<deveui>)")
     sp.add_argument("files", nargs="+")
     sp.add_argument("--topic", help="ttn/chirpstack: decode as if the messages had come on "
                     "this MQTT topic (its sources.mqtt.topics entry's format and codec; "
-                    "ChirpStack's event type)")
+                    "ChirpStack's event type); quarantined messages keep it as their topic")
     with_config(sp)
     with_data_dir(sp)
     sp.add_argument("--json", action="store_true", help="counts as JSON")
@@ -332,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("status", help="the running gateway, its sources and queue, "
-                        "counters, rejects, backlogs, alerts, nodes and last values")
+                        "counters, rejects and the latest quarantine entries, backlogs, "
+                        "alerts, nodes and last values")
     with_config(sp)
     with_data_dir(sp)
     sp.add_argument("--json", action="store_true")

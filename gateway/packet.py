@@ -86,7 +86,9 @@ class Rejection:
 class Ignored(Rejection):
     """A message that is acknowledged and counted (``ignored.<reason>``) but neither stored
     nor quarantined: it is well-formed and carries no readings (a LoRaWAN server's join or
-    status event). Counting it keeps it visible without filling the quarantine."""
+    status event, ``not_uplink``; a Milesight device's information or reply to a downlink
+    command, ``no_readings``). Counting it keeps it visible without filling the
+    quarantine."""
 
 
 @dataclass(slots=True)

@@ -243,6 +243,12 @@ class Engine:
         # (unit tests, backtests: a broken rule fails loudly); the live runner logs and
         # counts it, and the sample's other rules are still evaluated.
         self.on_rule_error: Callable[[str, Sample, Exception], None] | None = None
+        # The live runner sets it, before the first sample: rows stored before a node was
+        # moved (or taken out of the registry), read after the start that retired their
+        # series, are history of the old place and evaluated by no rule; else they would
+        # bring back the retired alerts, and a "node silent" for a plot the node left.
+        # Off, a backtest evaluates history where it was measured.
+        self.registered_places_only = False
         if states:
             self._restore(states)
 
@@ -330,24 +336,34 @@ class Engine:
         """Why the configuration no longer gives rule ``r`` the series ``series``; None
         when it still does."""
         site, plot, node, sensor = series.split("/", 3)
-        context = self.nodes.get(node)
-        if context is None:
-            if self._registry_given and plot != UNASSIGNED_PLOT:
-                return _unfit("unregistered", node=node)
-        else:
-            now_site, now_plot = context.site or site, context.plot or plot
-            if now_site != site:
-                return _unfit("moved_site", node=node, site=now_site, plot=now_plot)
-            if now_plot != plot:
-                return _unfit("moved", node=node, plot=now_plot)
+        moved = self._place_unfit(site, plot, node)
+        if moved is not None:
+            return moved
         # A silent node's series is on main whatever sensor its samples came from.
         if self._in_scope(r, site, plot, node, None if r.per_node else sensor):
             return None
+        context = self.nodes.get(node)
         crop = context.crop if context is not None else None
         if not all(_in(sc.crop, crop or "none") for sc in r.scope):
             return _unfit("crop", node=node, crop=crop) if crop else _unfit("no_crop",
                                                                               node=node)
         return _unfit("scope", rule=r.name, series=series)
+
+    def _place_unfit(self, site: str, plot: str, node: str) -> dict[str, str] | None:
+        """Why the registry no longer puts ``node`` at ``site``/``plot`` (registered in
+        another site or plot, or, with a registry, not registered and yet not in plot
+        ``unassigned``); None when it still does."""
+        context = self.nodes.get(node)
+        if context is None:
+            if self._registry_given and plot != UNASSIGNED_PLOT:
+                return _unfit("unregistered", node=node)
+            return None
+        now_site, now_plot = context.site or site, context.plot or plot
+        if now_site != site:
+            return _unfit("moved_site", node=node, site=now_site, plot=now_plot)
+        if now_plot != plot:
+            return _unfit("moved", node=node, plot=now_plot)
+        return None
 
     # ------------------------------------------------------------------ inputs
 
@@ -377,7 +393,12 @@ class Engine:
 
     def _plan(self, sample: Sample) -> tuple[tuple[CompiledRule, str], ...]:
         """The rules that watch ``sample`` and the series each keeps it in: rules that
-        need no quantity first, then by the sample's quantities in their order."""
+        need no quantity first, then by the sample's quantities in their order; none
+        for a sample from where the registry no longer puts its node, when
+        :attr:`registered_places_only`."""
+        if self.registered_places_only and self._place_unfit(
+                sample.site, sample.plot, sample.node) is not None:
+            return ()
         return tuple(
             (r, self._series(r, sample))
             for quantity in (None, *sample.values)

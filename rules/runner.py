@@ -146,6 +146,10 @@ class RulesRunner:
         self._failures: dict[str, tuple[int, Sample, Exception]] = {}  # this step, by rule
         self._failed_before: set[str] = set()  # rules whose traceback was logged
         self.engine.on_rule_error = self._rule_failed
+        # Rows after the saved cursors may predate this configuration (the last run
+        # stopped before evaluating them): those of a node's old place must not bring back
+        # what retire_unconfigured resolves here.
+        self.engine.registered_places_only = True
         now_ns = clock_ns()
         # Alerts of the configuration the store was last run with that this one no longer
         # gives (a node moved, a crop changed, a rule file removed) are resolved, said once.

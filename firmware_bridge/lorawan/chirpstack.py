@@ -21,7 +21,8 @@ join, ack, txack, log, location, integration::
   without ``devEui`` is ``schema``.
 - seq: ``fCnt`` (absent means 0). time: ``time`` (ChirpStack's time of the uplink), else
   the best gateway's ``nsTime``. rssi/snr: ``rxInfo``, best gateway.
-- readings: the topic's ``codec`` on ``data``, else ``object``, else ``no_codec``
+- readings: the node's own ``codec`` from the registry, else the topic's, on ``data``;
+  else ``object``, else ``no_codec``
   (:func:`firmware_bridge.lorawan.codecs.payload_readings`). An ``up`` whose codec reads
   the payload as device traffic without readings (Milesight device information, a reply
   to a downlink command) is ignored and counted (``ignored.no_readings``).

@@ -1,7 +1,8 @@
 """Payload codecs: a LoRaWAN FRMPayload (bytes, f_port) -> readings, by device model.
 
 The gateway decodes ``frm_payload``/``data`` itself only when it is told which codec a
-device speaks (``codec`` of a ``sources.mqtt.topics`` entry, docs/formats.md): the bytes
+device speaks (``devices.<node>.codec`` of the node its DevEUI is registered as, else
+``codec`` of a ``sources.mqtt.topics`` entry, docs/formats.md): the bytes
 do not say which device wrote them, and guessing between layouts that share byte
 patterns would store wrong numbers under right-looking names.
 """
@@ -54,8 +55,9 @@ def payload_readings(decoded: object, frm_payload: object, f_port: object,
                      codec: str | None) -> Decoded | CodecError:
     """Readings of an uplink, from the first of:
 
-    1. ``codec`` set (the topic entry's): decode the payload bytes with it. Explicit beats
-       implicit: our codec knows the device's units and which quantities are soil.
+    1. ``codec`` set (the device's own, else the topic entry's): decode the payload bytes
+       with it. Explicit beats implicit: our codec knows the device's units and which
+       quantities are soil.
     2. the network server's decoded object (TTS ``decoded_payload``, ChirpStack
        ``object``), through :func:`firmware_bridge.lorawan.fields.decode_object`.
     3. payload bytes but neither: ``no_codec`` (quarantined with the message, so it can be

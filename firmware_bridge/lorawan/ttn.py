@@ -22,8 +22,9 @@
   gateways without GPS; the network server's clock is NTP-synchronised. The gateway's
   skew check applies to it like to any node time.
 - rssi/snr: the gateway that heard the uplink best (highest SNR, then RSSI).
-- readings: :func:`firmware_bridge.lorawan.codecs.payload_readings` (the topic's
-  ``codec`` on ``frm_payload``, else ``decoded_payload``, else ``no_codec``).
+- readings: :func:`firmware_bridge.lorawan.codecs.payload_readings` (the node's own
+  ``codec`` from the registry, else the topic's, on ``frm_payload``; else
+  ``decoded_payload``, else ``no_codec``).
 - Other TTS messages (``join_accept``, ``downlink_*``, ``location_solved``,
   ``service_data``) are ignored and counted (``ignored.not_uplink``); a message with none
   of these is ``schema``.

@@ -7,23 +7,41 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 
 def config_error(
     message: str, hint: str = "", *, fields: tuple[str | tuple[str | int, ...], ...] = ()
-) -> Exception:
+) -> PydanticCustomError:
     """A validation error that carries its own hint (and, from a model validator, the
     child keys it is about, so the problem points at ``sinks.influxdb.bucket`` rather than
     at ``sinks.influxdb``)."""
     return PydanticCustomError(
         "satoyama_config", "{message}", {"message": message, "hint": hint, "fields": fields}
     )
+
+
+def all_errors(title: str, found: Sequence[ErrorDetails],
+               more: Sequence[PydanticCustomError]) -> ValidationError:
+    """One validation error holding the errors ``found`` by pydantic and ``more`` from
+    :func:`config_error`: a model validator that raises it has check-config report all
+    of them at once, where raising one of them would hide the others until it is fixed."""
+    def again(error: ErrorDetails) -> InitErrorDetails:
+        # As a custom error of the same type, message and context: pydantic-core does not
+        # know every type pydantic raises (path_type), nor ours.
+        kind = PydanticCustomError(error["type"], error["msg"], error.get("ctx"))
+        return InitErrorDetails(type=kind, loc=error["loc"], input=error["input"])
+
+    return ValidationError.from_exception_data(title, [
+        *(again(e) for e in found),
+        *(InitErrorDetails(type=e, loc=(), input=None) for e in more),
+    ])
 
 
 def hint(text: str) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import difflib
 import re
 import socket
+from collections.abc import Mapping, Set
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -26,13 +27,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gateway.catalogue import BY_NAME, canonical_name
-from gateway.config.base import DocType, Name, config_error
+from gateway.config.base import DocType, Name, all_errors, config_error
 from gateway.config.base import Section as _Section
 from gateway.config.base import check_timezone as _check_timezone
 from gateway.config.base import hint as _hint
@@ -177,7 +182,8 @@ class MqttTopicConfig(_Section):
     codec: PayloadCodec | None = Field(
         default=None,
         description="ttn/chirpstack only: decode the LoRaWAN payload bytes with this codec "
-        "instead of using the server's decoded object (docs/formats.md).",
+        "instead of using the server's decoded object (docs/formats.md); a device's own "
+        "`devices.<node>.codec` (found by its DevEUI) comes first.",
         json_schema_extra=_hint(
             "the device model on this topic, e.g. milesight-em500-smtc or cayenne-lpp"
         ),
@@ -391,11 +397,14 @@ class HttpSourceConfig(_Section):
     stations: list[str] | None = Field(
         default=None,
         description="If set, only uploads whose `PASSKEY` (or `MAC`) is listed are stored "
-        "(any case); others are quarantined as `unknown_station` and answered 403.",
+        "(any case); others are quarantined as `unknown_station` and answered 403. "
+        "`satoyama replay --format ecowitt` with this config applies the same list.",
     )
     max_body_bytes: int = Field(
         default=16384, gt=0, le=1_048_576,
-        description="Largest body taken; a longer one is answered 413 unread.",
+        description="Largest body taken; a longer one is answered 413 unread. The same "
+        "limit holds for `satoyama replay --format ecowitt` (a longer line, its ending "
+        "aside, is quarantined as `bad_form`).",
     )
     timeout_s: float = Field(
         default=10.0, gt=0,
@@ -494,38 +503,77 @@ class InfluxDBSinkConfig(_Section):
             )
         return url
 
-    @model_validator(mode="after")
-    def _api_needs(self) -> InfluxDBSinkConfig:
-        if self.token is not None and self.token_file is not None:
-            raise config_error(
-                "set either token or token_file, not both",
-                "token_file suits Docker/systemd secrets",
-                fields=("token_file",),
-            )
-        if self.api == "v2":
-            missing = tuple(f for f in ("org", "bucket") if not getattr(self, f))
-            if missing:
-                raise config_error(
-                    "required when api is v2",
-                    "InfluxDB 2.x/3.x writes go to an org and a bucket; for InfluxDB 1.x set "
-                    "api: v1 and database",
-                    fields=missing,
-                )
-            if self.enabled and self.token is None and self.token_file is None:
-                raise config_error(
-                    "required when api is v2",
-                    "set token_file, or the environment variable "
-                    "SATOYAMA_SINKS__INFLUXDB__TOKEN; keep tokens out of config files",
-                    fields=("token",),
-                )
-        elif not self.database:
-            raise config_error(
-                "required when api is v1",
-                "InfluxDB 1.x writes go to a database; for InfluxDB 2.x/3.x set api: v2, "
-                "org and bucket",
-                fields=("database",),
-            )
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _api_needs(cls, data: Any, handler: ModelWrapValidatorHandler[InfluxDBSinkConfig]
+                   ) -> InfluxDBSinkConfig:
+        """What the chosen api needs, checked with the other keys' errors: check-config
+        reports a missing org, bucket and token, and a mistyped url, in one go, not one
+        more each time the user fixes one."""
+        try:
+            section = handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, Mapping):
+                raise
+            failed = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            raise all_errors(cls.__name__, exc.errors(),
+                             _influx_needs(data, unsure=failed)) from None
+        needs = _influx_needs(dict(section))
+        if needs:
+            raise all_errors(cls.__name__, [], needs)
+        return section
+
+
+_V2_TARGET_HINT = ("InfluxDB 2.x/3.x writes go to an org and a bucket; for InfluxDB 1.x set "
+                   "api: v1 and database")
+_V1_TARGET_HINT = ("InfluxDB 1.x writes go to a database; for InfluxDB 2.x/3.x set api: v2, "
+                   "org and bucket")
+_TOKEN_HINT = ("set token_file, or the environment variable SATOYAMA_SINKS__INFLUXDB__TOKEN; "
+               "keep tokens out of config files")
+
+
+def _influx_needs(given: Mapping[str, Any], unsure: Set[str] = frozenset()
+                  ) -> list[PydanticCustomError]:
+    """Every problem of what ``sinks.influxdb`` ``given`` holds for its api: a token given
+    twice, keys the api needs left out. ``unsure``: keys whose values did not validate
+    (their own errors say why): not said to be missing, and an api or enabled among them
+    is not guessed at."""
+    problems = _token_twice(given)
+    if "api" not in unsure:
+        problems += _targets_missing(given, unsure) + _token_missing(given, unsure)
+    return problems
+
+
+def _token_twice(given: Mapping[str, Any]) -> list[PydanticCustomError]:
+    if given.get("token") is None or given.get("token_file") is None:
+        return []
+    return [config_error("set either token or token_file, not both",
+                         "token_file suits Docker/systemd secrets", fields=("token_file",))]
+
+
+def _targets_missing(given: Mapping[str, Any], unsure: Set[str]) -> list[PydanticCustomError]:
+    """Where the api writes to: org and bucket (v2) or database (v1)."""
+    api = given.get("api", "v2")
+    needed = ("org", "bucket") if api == "v2" else ("database",)
+    missing = tuple(f for f in needed if f not in unsure and not given.get(f))
+    if not missing:
+        return []
+    return [config_error(f"required when api is {api}",
+                         _V2_TARGET_HINT if api == "v2" else _V1_TARGET_HINT, fields=missing)]
+
+
+def _token_missing(given: Mapping[str, Any], unsure: Set[str]) -> list[PydanticCustomError]:
+    """The token api v2 needs to write, unless the sink is switched off."""
+    if given.get("api", "v2") != "v2" or unsure & {"enabled", "token", "token_file"}:
+        return []
+    if not _BOOL.validate_python(given.get("enabled", True)):  # "false" from the environment
+        return []
+    if given.get("token") is not None or given.get("token_file") is not None:
+        return []
+    return [config_error("required when api is v2", _TOKEN_HINT, fields=("token",))]
+
+
+_BOOL: Final = TypeAdapter(bool)
 
 
 class MqttAlertsConfig(_Section):
@@ -737,7 +785,8 @@ class DeviceConfig(_Section):
         "`lorawan:<DevEUI>` (16 hex digits), `rtl433:<model>/<id>[/<channel>]`, "
         "`ecowitt:<station>/<channel>`. A message from one of them is stored under this "
         "node's name (docs/formats.md). LoRaWAN devices are found by DevEUI only, never "
-        "by the network server's device name; unregistered ones are `eui-<deveui>`.",
+        "by the network server's device name; unregistered ones are `eui-<deveui>` (a "
+        "TTS device without a DevEUI: `ttn:<application_id>:<device_id>`).",
         json_schema_extra=_hint(
             'e.g. ids: ["lorawan:a84041000181c61f"] or ids: ["rtl433:Fineoffset-WH51/0d2f1a"]'
         ),

@@ -51,8 +51,8 @@ them is loaded by the tests.
 - **Relative paths** of files the config refers to (`rules`, `sources.mqtt.tls.*`,
   `*_file`) are resolved against the directory of the config file; `data_dir` and
   `sinks.sqlite.path` are relative to the working directory.
-- Optional sections (`sources.serial`, `sources.mqtt`, `sinks.influxdb`) are off when
-  absent or `null`.
+- Optional sections (`sources.serial`, `sources.mqtt`, `sources.http`, `sinks.influxdb`)
+  are off when absent or `null`.
 
 | key | type | default | meaning |
 |---|---|---|---|

@@ -43,7 +43,7 @@ class FrameStream:
 
 class LineStream:
     def __init__(self, fmt: str,
-                 decode_line: Callable[[bytes], Item | list[Item] | None]) -> None:
+                 decode_line: Callable[[bytes], Item | None]) -> None:
         self._fmt = fmt
         self._decode = decode_line
         self._buf = bytearray()
@@ -73,8 +73,7 @@ class LineStream:
         if len(line) > MAX_LINE:
             return [Rejection("line_too_long", f"{len(line)} bytes", line[:256], self._fmt)]
         item = self._decode(line)
-        # Most formats give one item per line; an Ecowitt body gives one per device.
-        return item if isinstance(item, list) else [] if item is None else [item]
+        return [] if item is None else [item]  # None: no input (a comment, a module reply)
 
 
 def stream_decoder(fmt: str, *, default_site: str | None = None,

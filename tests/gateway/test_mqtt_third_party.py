@@ -2,10 +2,11 @@
 
 A real Mosquitto (tests/servers) and the real gateway: four subscriptions, each with its
 payload format, messages published by a plain MQTT client, then exact rows in the SQLite
-store (tags from the device registry), the quarantine with its reasons, ignored events
-counted, and every message acknowledged after its commit. The payload bytes are the
-ThingsBoard converter cases of ../shared/corpus/lorawan (Milesight EM500-SMTC) and an
-rtl_433 22.11 line of ../shared/corpus/rtl433, written inline so that this runs without it.
+store (tags from the device registry, LoRaWAN nodes by DevEUI), the quarantine with its
+reasons and the topics the messages came on, ignored events counted, and every message
+acknowledged after its commit. The payload bytes are the ThingsBoard converter cases of
+../shared/corpus/lorawan (Milesight EM500-SMTC) and an rtl_433 22.11 line of
+../shared/corpus/rtl433, written inline so that this runs without it.
 """
 
 from __future__ import annotations

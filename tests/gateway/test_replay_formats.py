@@ -1,4 +1,5 @@
-"""`satoyama replay --format lpp-hex|rtl433` into a real SQLite store, read back by export.
+"""`satoyama replay --format lpp-hex|rtl433|ttn|chirpstack` into a real SQLite store, read
+back by export (LoRaWAN devices by DevEUI, Milesight replies counted as ignored).
 
 The rtl_433 lines are as Debian's rtl_433 22.11 printed them for the shared corpus
 (../shared/corpus/rtl433), copied here so the test runs without it.

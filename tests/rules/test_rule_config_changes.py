@@ -263,3 +263,42 @@ def test_the_gateways_wiring_retires_a_moved_node_and_keeps_one_whose_uplink_nam
     assert message.endswith("(no longer configured: node n4 is now in plot p5)")
     assert [(a["site"], a["node"]) for a in store.active_alerts()] == [(SITE, "n1")]
     runner.stop()
+
+
+def test_readings_stored_before_a_move_bring_no_alert_back_to_the_old_plot(
+        tmp_path: Path) -> None:
+    """The gateway stopped (a power cut) with readings of n4's old plot stored but not yet
+    evaluated; n4 is moved before the next start. Those readings are history of the old
+    plot: they stay in the store, but no rule takes them up again after the start retired
+    the old plot's alert: no new alert, no state, no "node silent" for a plot n4 left."""
+    path = tmp_path / "s.db"
+    store, clock = Store(path), [T0]
+    before: Registry = {"n4": ("terrace-4", "tomato")}
+    runner = _runner(path, clock, before)
+    _send(store, before, T0, 2, 18.0)  # dry for 2 h: tomato.soil_dry fires
+    clock[0] = T0 + 2 * H
+    runner.step()
+    for k in range(1, 7):  # stored, not evaluated yet: a power cut
+        store.write_batch([_record(100 + k, "n4", "terrace-4", T0 + 2 * H + k * H // 6, 18.0)])
+    runner.store.close()
+    assert [(a["rule"], a["plot"]) for a in store.active_alerts()] == [
+        ("tomato.soil_dry", "terrace-4")]
+
+    after: Registry = {"n4": ("terrace-5", "tomato")}
+    seen = _last_id(store)
+    clock[0] = T0 + 4 * H
+    runner = _runner(path, clock, after)
+    runner.step()
+    for k in range(6 * 6):  # 6 h from terrace-5, moist: old plot's "silent" would fire
+        clock[0] = T0 + 4 * H + k * H // 6
+        store.write_batch([_record(500 + k, "n4", "terrace-5", clock[0], 30.0)])
+        runner.step()
+        runner.tick()
+    assert [(state, previous, rule, plot) for state, previous, rule, plot, _ in
+            _transitions(store, seen)] == [
+        ("resolved", "firing", "tomato.soil_dry", "terrace-4")]
+    assert store.active_alerts() == []
+    assert not [k for k in runner.store.rule_states() if "terrace-4" in k[1]]
+    plots = [r["plot"] for r in store.rows_between("reading", None, None)]
+    assert plots.count("terrace-4") == 13 + 6  # the old plot's history stays
+    runner.stop()
