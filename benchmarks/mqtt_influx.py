@@ -81,11 +81,17 @@ T0_MS = (time.time_ns() // 1_000_000) - 60_000
 
 def body(node: int, seq: int) -> str:
     ts_ms = T0_MS + seq
+    # Values as sensors send them: an SHT3x-like air probe with two decimals of temperature
+    # and one of humidity, a soil probe with one, the battery in centivolts, the RSSI in
+    # dBm; each cycles through hundreds of values (derived dew point and VPD through
+    # thousands), so caches of repeated values meet realistic variety.
     return json.dumps({
         "node": f"n{node}", "seq": seq % 65536, "ts": ts_ms * 1_000_000,
-        "readings": {"temperature_c": 20 + seq % 100 / 10, "humidity_pct": 60.0,
-                     "soil_moisture_pct@10cm": 30 + seq % 50 / 10},
-        "battery_v": 3.7, "rssi_dbm": -90,
+        "readings": {"temperature_c": round(18 + (seq * 7 + node * 311) % 1200 / 100, 2),
+                     "humidity_pct": round(50 + (seq * 13 + node * 97) % 400 / 10, 1),
+                     "soil_moisture_pct@10cm": round(20 + (seq * 3 + node * 59) % 250 / 10, 1)},
+        "battery_v": round(3.5 + (seq // 100 + node * 7) % 50 / 100, 2),
+        "rssi_dbm": -61 - (seq * 7 + node * 11) % 50,
     }, separators=(",", ":"))
 
 
