@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -52,19 +51,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
+    from gateway.tuning import settle_after_startup, share_malloc_arenas
 
+    share_malloc_arenas()  # before any thread starts (gateway/tuning.py)
     gw = Gateway(_settings(args))
-    # What start-up built (modules, the config model, pydantic's schemas: ~40,000 objects)
-    # lives as long as the process: keep it out of the cyclic collector's full passes,
-    # which otherwise scanned it again and again (0.25 s against 0.03 s of full
-    # collections over a 2,000/s phase and a 50,000-message burst).
-    gc.collect()
-    gc.freeze()
-    # Every uplink allocates a few dozen containers that die by reference counting, none
-    # in a cycle: at the default threshold (700) the young generation was collected every
-    # ~20 uplinks, to find nothing. 20,000: -3 % instructions per message end to end
-    # (benchmarks/mqtt_instructions.py), peak RSS unchanged (docs/mqtt.md, Performance).
-    gc.set_threshold(20_000, 20, 20)
+    settle_after_startup()
     gw.run_until_stopped(args.duration)
     return 0
 
