@@ -298,45 +298,52 @@ class MqttSourceConfig(_Section):
         return group
 
     @model_validator(mode="after")
-    def _one_password(self) -> MqttSourceConfig:
-        if self.password is not None and self.password_file is not None:
-            raise config_error(
-                "set either password or password_file, not both",
-                "password_file suits Docker/systemd secrets",
-                fields=("password_file",),
-            )
+    def _consistent(self) -> MqttSourceConfig:
+        """The checks across keys, all reported at once (not one more after each fix)."""
+        problems = [*self._password_twice(), *self._codecs_off_lorawan(),
+                    *self._shadowed_topics()]
+        if problems:
+            raise all_errors(type(self).__name__, [], problems)
         return self
 
-    @model_validator(mode="after")
-    def _codec_needs_lorawan(self) -> MqttSourceConfig:
+    def _password_twice(self) -> list[PydanticCustomError]:
+        if self.password is None or self.password_file is None:
+            return []
+        return [config_error("set either password or password_file, not both",
+                             "password_file suits Docker/systemd secrets",
+                             fields=("password_file",))]
+
+    def _codecs_off_lorawan(self) -> list[PydanticCustomError]:
+        problems = []
         for i, entry in enumerate(self.topics):
             fmt = entry.format or self.format
             if entry.codec is not None and fmt not in _CODEC_FORMATS:
-                raise config_error(
+                problems.append(config_error(
                     f"codec {entry.codec!r} is for LoRaWAN payloads, but topic "
                     f"{entry.topic!r} is in format {fmt!r}",
                     "set format: ttn or format: chirpstack on this topic, or remove codec",
                     fields=(("topics", i, "codec"),),
-                )
-        return self
+                ))
+        return problems
 
-    @model_validator(mode="after")
-    def _no_shadowed_topic(self) -> MqttSourceConfig:
+    def _shadowed_topics(self) -> list[PydanticCustomError]:
         # A message takes the format of the first filter it matches: a later entry whose
         # every topic an earlier filter already matches would never apply.
+        problems = []
         for i, later in enumerate(self.topics):
             for j, earlier in enumerate(self.topics[:i]):
                 decodes_alike = ((later.format or self.format, later.codec)
                                  == (earlier.format or self.format, earlier.codec))
                 if not decodes_alike and _covers(earlier.topic, later.topic):
-                    raise config_error(
+                    problems.append(config_error(
                         f"{later.topic!r} never applies: every topic it matches is matched "
                         f"first by topics[{j}] {earlier.topic!r}",
                         "a message takes the format of the first filter it matches: put the "
                         "narrower filter first",
                         fields=(("topics", i),),
-                    )
-        return self
+                    ))
+                    break  # one earlier filter is reason enough
+        return problems
 
     @property
     def topic_filters(self) -> list[str]:
