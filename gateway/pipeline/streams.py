@@ -14,6 +14,7 @@ from typing import Final, Protocol
 from firmware_bridge.cayenne_lpp import decode_lpp_hex_line
 from firmware_bridge.frame import Deframer
 from firmware_bridge.hexline import decode_frame_hex
+from firmware_bridge.native import MAX_LINE as NATIVE_MAX_LINE
 from firmware_bridge.native import decode_native
 from firmware_bridge.rtl433 import decode_rtl433_line
 from firmware_bridge.rylr import decode_rylr_line
@@ -42,10 +43,15 @@ class FrameStream:
 
 
 class LineStream:
-    def __init__(self, fmt: str,
-                 decode_line: Callable[[bytes], Item | None]) -> None:
+    """Lines of one format; a line longer than ``max_line`` bytes is refused unread (the
+    native format's own limit, so that a recorded MQTT message replays as it was taken
+    live; 8 KiB for the others, serial receivers' lines)."""
+
+    def __init__(self, fmt: str, decode_line: Callable[[bytes], Item | None], *,
+                 max_line: int = MAX_LINE) -> None:
         self._fmt = fmt
         self._decode = decode_line
+        self._max_line = max_line
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[Item]:
@@ -56,8 +62,8 @@ class LineStream:
             self._buf = bytearray(rest)
             for line in lines:
                 out += self._line(line)
-        if len(self._buf) > MAX_LINE:
-            out.append(Rejection("line_too_long", f"no newline within {MAX_LINE} bytes",
+        if len(self._buf) > self._max_line:
+            out.append(Rejection("line_too_long", f"no newline within {self._max_line} bytes",
                                  bytes(self._buf[:256]), self._fmt))
             self._buf.clear()
         return out
@@ -70,7 +76,7 @@ class LineStream:
         line = line.strip()
         if not line:
             return []
-        if len(line) > MAX_LINE:
+        if len(line) > self._max_line:
             return [Rejection("line_too_long", f"{len(line)} bytes", line[:256], self._fmt)]
         item = self._decode(line)
         return [] if item is None else [item]  # None: no input (a comment, a module reply)
@@ -82,7 +88,8 @@ def stream_decoder(fmt: str, *, default_site: str | None = None,
     if fmt == "frame":
         return FrameStream()
     if fmt == "jsonl" or fmt == "native":
-        return LineStream("native", lambda line: decode_native(line, default_site=default_site))
+        return LineStream("native", lambda line: decode_native(line, default_site=default_site),
+                          max_line=NATIVE_MAX_LINE)
     if fmt == "rylr":
         return LineStream("rylr", decode_rylr_line)
     if fmt == "frame-hex":

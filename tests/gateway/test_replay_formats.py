@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from firmware_bridge.native import decode_native
+from gateway.packet import Packet
+
 
 def satoyama(*args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
@@ -247,3 +250,21 @@ def test_replay_rtl433_names_registered_devices_and_prints_ignored_counts(
     events.write_text('{"deviceInfo": {"devEui": "0101010101010101"}, "batteryLevel": 9}\n')
     text = satoyama("replay", "--format", "chirpstack", str(events), "-c", str(config)).stdout
     assert "stored 0" in text and "ignored not_uplink: 1" in text
+
+
+def test_a_native_message_replays_as_it_was_taken_live(tmp_path: Path) -> None:
+    """A recorded MQTT message of 20 kB (within the native format's 64 KiB) is decided by
+    the native decoder in a replay too, as over MQTT; a line over 64 KiB is refused."""
+    readings = {"temperature_c": 21.5, **{f"probe_{i:04d}": 1.0 for i in range(1500)}}
+    big = json.dumps({"node": "n1", "seq": 1, "ts": "2026-07-01T04:10:00Z",
+                      "readings": readings}, separators=(",", ":"))
+    too_big = json.dumps({"node": "n2", "seq": 1, "readings": {
+        "temperature_c": 21.5, **{f"probe_{i:05d}": 1.0 for i in range(5000)}}})
+    assert 16_000 < len(big) < 65_536 < len(too_big)
+    assert isinstance(decode_native(big.encode()), Packet)  # as the MQTT source decodes it
+    src = tmp_path / "mqtt.jsonl"
+    src.write_text(big + "\n" + too_big + "\n")
+    counts = replay("native", src, tmp_path / "data")
+    assert counts["stored"] == 1
+    assert counts["rejected.line_too_long"] == 1
+    assert [r["temperature_c"] for r in export(tmp_path / "data")] == ["21.5"]
