@@ -894,63 +894,72 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _one_node_per_id(self) -> Settings:
+    def _consistent(self) -> Settings:
+        """The checks across sections, all reported at once (not one more after each fix)."""
+        problems = [*self._ids_given_twice(), *self._lorawan_nodes_by_deveui(),
+                    *self._alerts_need_a_broker()]
+        if problems:
+            raise all_errors(type(self).__name__, [], problems)
+        return self
+
+    def _ids_given_twice(self) -> list[PydanticCustomError]:
+        problems = []
         seen: dict[str, str] = {}  # ids are lower-case (_check_external_id): case aside
         for node, device in self.devices.items():
             for ident in device.ids:
                 if ident in seen and seen[ident] != node:
-                    raise config_error(
+                    problems.append(config_error(
                         f"device identity {ident!r} is given to both {seen[ident]!r} and "
                         f"{node!r}",
                         "one radio device is one node: keep the identity on one of them",
                         fields=(f"devices.{node}.ids",),
-                    )
-                seen[ident] = node
-        return self
+                    ))
+                else:
+                    seen[ident] = node
+        return problems
 
-    @model_validator(mode="after")
-    def _lorawan_nodes_by_deveui(self) -> Settings:
+    def _lorawan_nodes_by_deveui(self) -> list[PydanticCustomError]:
         # LoRaWAN uplinks find their node by DevEUI only (docs/formats.md "Node names"):
         # the registry's lorawan: id, else the name eui-<deveui>. Refuse what would put
         # two devices under one node, or a codec no uplink can reach.
+        problems = []
         for node, device in self.devices.items():
             euis = [i.removeprefix("lorawan:") for i in device.ids if i.startswith("lorawan:")]
             named = _EUI_NODE.match(node)
             if named and euis and named.group(1) not in euis:
-                raise config_error(
+                problems.append(config_error(
                     f"node {node!r} is the name DevEUI {named.group(1)} is stored under "
                     f"when not registered, but its ids give it lorawan:{euis[0]}: both "
                     "devices would be stored as one node",
                     f"give the node its own name (e.g. the plot's), or add "
                     f"lorawan:{named.group(1)} if it is that device",
                     fields=(f"devices.{node}.ids",),
-                )
+                ))
             if device.codec is not None and not euis and not named:
-                raise config_error(
+                problems.append(config_error(
                     f"codec {device.codec!r} is for LoRaWAN uplinks, which reach a node by "
                     f"DevEUI, but node {node!r} has no lorawan: id (the network server's "
                     "device name is not used: it is unique only within an application)",
                     "add ids: [\"lorawan:<DevEUI>\"], the 16 hex digits on the network "
                     "server's device page",
                     fields=(f"devices.{node}.codec",),
-                )
-        return self
+                ))
+        return problems
 
-    @model_validator(mode="after")
-    def _alerts_need_a_broker(self) -> Settings:
+    def _alerts_need_a_broker(self) -> list[PydanticCustomError]:
         # Only when asked for explicitly: the default (on) simply has nothing to do.
         if (
             "mqtt_alerts" in self.sinks.model_fields_set
             and self.sinks.mqtt_alerts.enabled
             and self.sources.mqtt is None
         ):
-            raise config_error(
+            return [config_error(
                 "sinks.mqtt_alerts is enabled but there is no sources.mqtt broker",
                 "alerts are published on the broker of sources.mqtt; configure it, or set "
                 "sinks.mqtt_alerts.enabled: false",
                 fields=("sinks",),
-            )
-        return self
+            )]
+        return []
 
     @property
     def tzinfo(self) -> ZoneInfo:
