@@ -44,6 +44,13 @@ def all_errors(title: str, found: Sequence[ErrorDetails],
     ])
 
 
+def raise_all(title: str, problems: Sequence[PydanticCustomError]) -> None:
+    """Raise the :func:`config_error` ``problems`` of a model validator together, if any:
+    check-config reports them in one run, not one more after each fix."""
+    if problems:
+        raise all_errors(title, [], problems)
+
+
 def hint(text: str) -> dict[str, Any]:
     """``json_schema_extra`` of a field: the hint shown with any error about it."""
     return {"hint": text}

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from gateway.catalogue import BY_NAME, canonical_name
-from gateway.config.base import DocType, Name, all_errors, config_error
+from gateway.config.base import DocType, Name, all_errors, config_error, raise_all
 from gateway.config.base import Section as _Section
 from gateway.config.base import check_timezone as _check_timezone
 from gateway.config.base import hint as _hint
@@ -300,10 +300,8 @@ class MqttSourceConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> MqttSourceConfig:
         """The checks across keys, all reported at once (not one more after each fix)."""
-        problems = [*self._password_twice(), *self._codecs_off_lorawan(),
-                    *self._shadowed_topics()]
-        if problems:
-            raise all_errors(type(self).__name__, [], problems)
+        raise_all(type(self).__name__, [*self._password_twice(), *self._codecs_off_lorawan(),
+                                         *self._shadowed_topics()])
         return self
 
     def _password_twice(self) -> list[PydanticCustomError]:
@@ -525,9 +523,7 @@ class InfluxDBSinkConfig(_Section):
             failed = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
             raise all_errors(cls.__name__, exc.errors(),
                              _influx_needs(data, unsure=failed)) from None
-        needs = _influx_needs(dict(section))
-        if needs:
-            raise all_errors(cls.__name__, [], needs)
+        raise_all(cls.__name__, _influx_needs(dict(section)))
         return section
 
 
@@ -896,10 +892,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         """The checks across sections, all reported at once (not one more after each fix)."""
-        problems = [*self._ids_given_twice(), *self._lorawan_nodes_by_deveui(),
-                    *self._alerts_need_a_broker()]
-        if problems:
-            raise all_errors(type(self).__name__, [], problems)
+        raise_all(type(self).__name__, [*self._ids_given_twice(),
+                                         *self._lorawan_nodes_by_deveui(),
+                                         *self._alerts_need_a_broker()])
         return self
 
     def _ids_given_twice(self) -> list[PydanticCustomError]:
