@@ -1,4 +1,4 @@
-"""``repr`` of floats, remembered: :data:`FLOAT_TEXT` ``[x]`` is ``repr(x)``.
+"""``repr`` of floats, remembered: :func:`float_repr` ``(x)`` is ``repr(x)``.
 
 Writing a float out (InfluxDB line protocol, the dedup digest) means finding its shortest
 round-trip digits, which costs CPython about 1,500 instructions a value (dtoa); a dict hit
@@ -7,7 +7,7 @@ field changes slowly, and a farm's nodes measure much the same, so most values o
 have been written before. The table is bounded (cleared when full, like
 ``line_protocol``'s series cache), so it costs at most a few hundred KB whatever arrives.
 
-Only floats may be looked up: ``1`` and ``1.0`` are one key, so ``FLOAT_TEXT[1]`` could
+Only floats may be looked up: ``1`` and ``1.0`` are one key, so ``float_repr(1)`` could
 answer ``"1.0"``. Zeros are never kept, because ``0.0`` and ``-0.0`` are one key too but
 have different texts (firmware printing ``%.1f`` of -0.04 sends ``-0.0``), and neither is
 NaN (never equal to itself, so never found).
@@ -35,3 +35,4 @@ class FloatTexts(dict[float, str]):
 
 
 FLOAT_TEXT: Final = FloatTexts()
+float_repr: Final = FLOAT_TEXT.__getitem__  # a C-level call: a hit runs no Python code

@@ -18,7 +18,7 @@ from typing import Final, Literal
 from firmware_bridge.auth import verify
 from gateway.catalogue import BY_NAME, check_range
 from gateway.derive import derive
-from gateway.float_text import FLOAT_TEXT
+from gateway.float_text import float_repr
 from gateway.packet import Packet, Record, Rejection
 
 SkewPolicy = Literal["receive_time", "quarantine"]
@@ -54,9 +54,6 @@ class Outcome:
     flags: dict[str, int] = field(default_factory=dict)  # counters for accepted-but-noted
 
 
-_TEXT: Final = FLOAT_TEXT.__getitem__  # repr() of a float, remembered
-
-
 def packet_digest(packet: Packet) -> bytes:
     """Identity of an uplink for dedup: node, seq, node time, readings, battery.
 
@@ -65,13 +62,14 @@ def packet_digest(packet: Packet) -> bytes:
     """
     # One update of the concatenation hashes what the field-by-field updates of earlier
     # versions hashed (stored digests stay valid: test_digest_is_the_same_across_versions).
-    # The values' repr (FLOAT_TEXT remembers those of floats: sensor values repeat).
+    # The values' repr (float_repr remembers those of floats: sensor values repeat).
     text = "".join([f"{quantity}@{sensor}="
-                    f"{_TEXT(value) if type(value) is float else repr(value)};"
+                    f"{float_repr(value) if type(value) is float else repr(value)};"
                     for (quantity, sensor), value in sorted(packet.readings.items())])
     battery_v = packet.battery_v
     if battery_v is not None:
-        text += f"battery_v={_TEXT(battery_v) if type(battery_v) is float else repr(battery_v)}"
+        written = float_repr(battery_v) if type(battery_v) is float else repr(battery_v)
+        text += f"battery_v={written}"
     seq_time = struct.pack("<qq", -1 if packet.seq is None else packet.seq,
                            -1 if packet.node_time_ns is None else packet.node_time_ns)
     try:

@@ -45,7 +45,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from gateway.catalogue import DEVICE_FIELDS, READING_FIELDS
-from gateway.float_text import FLOAT_TEXT
+from gateway.float_text import float_repr
 
 TAGS: Final[dict[str, tuple[str, ...]]] = {
     "reading": ("node", "plot", "sensor", "site"),
@@ -162,7 +162,7 @@ class RowEncoder:
         # Rows whose fields are all numbers and all set (what the pipeline hands over: one
         # column layout per commit group) are written with one %-template; any other row
         # (a None, an int, a string, NaN) goes the field-by-field way below. The floats'
-        # texts come from FLOAT_TEXT (repr, remembered: sensor values repeat).
+        # texts come from float_repr (repr, remembered: sensor values repeat).
         self._template: str | None = None
         if self._fields and not any(is_string for _, _, is_string in self._fields):
             self._template = " " + ",".join(key + "%s" for _, key, _ in self._fields) + " %d"
@@ -180,7 +180,7 @@ class RowEncoder:
             # overflows is written the long way).
             if (type(values[-1]) is int and set(map(type, numbers)) == _FLOAT
                     and isfinite(sum(numbers))):
-                return self._series_of(row) + template % (*map(_TEXT, numbers), values[-1])
+                return self._series_of(row) + template % (*map(float_repr, numbers), values[-1])
         fields = []
         for i, key, is_string in self._fields:
             value = row[i]
@@ -209,9 +209,6 @@ class RowEncoder:
 
 
 _FLOAT: Final = frozenset((float,))
-_TEXT: Final = FLOAT_TEXT.__getitem__  # repr() of a float, remembered
-
-
 def row_to_line(table: str, row: Mapping[str, Any]) -> str | None:
     """The line of one ``reading``, ``device`` or ``alert`` outbox row; None if it has no field.
 
