@@ -6,9 +6,12 @@
 Starts a real Mosquitto (with the shipped queue limits) and a real InfluxDB 1.x on free
 loopback ports, runs the gateway as its own process (`satoyama run`) with the MQTT source
 and the InfluxDB v1 sink, and publishes native uplinks with `mosquitto_pub -l -q 1` (one
-publisher per node topic, stdin held open until everything is delivered). Reports:
+publisher per node topic, stdin held open until everything is delivered; each phase's
+lines are made before its clock starts, so feeding them is a few writes). Reports:
 
-* ceiling: the receive rate of a bare paho subscriber that only counts messages;
+* ceiling: the receive rate of a bare paho subscriber that only counts messages
+  (``benchmarks/bare_subscriber.py``, its own process as the gateway is, so that it does
+  not share an interpreter lock with the bench feeding the publishers);
 * reference: the issue's yardstick, "a minimal non-durable Python pipeline (paho ->
   pydantic -> batched `/write`)" (``benchmarks/reference_pipeline.py``, its own process),
   at 2,000/s for ``--seconds``, into its own database under its own site's topics, before
@@ -55,12 +58,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -96,7 +97,14 @@ def body(node: int, seq: int) -> str:
 
 
 class Publishers:
-    """One `mosquitto_pub -l -q 1` per node topic; lines written at a chosen pace."""
+    """One `mosquitto_pub -l -q 1` per node topic; lines written at a chosen pace.
+
+    A phase's lines are made before it is timed (``send`` builds them first, then feeds
+    them): the issue's publisher "that is not the bottleneck, such as `mosquitto_pub -l`
+    fed from a file". Feeding is then one write per publisher per chunk of
+    ``PER_CHUNK`` messages, the bench's least share of the two cores."""
+
+    PER_CHUNK = 200  # messages over all publishers between two checks of the pace
 
     def __init__(self, broker: Mosquitto, site: str = SITE) -> None:
         self.procs = [
@@ -108,23 +116,34 @@ class Publishers:
         ]
         self.next_seq = [0] * NODES
 
+    def chunks(self, count: int) -> list[tuple[int, list[bytes]]]:
+        """count messages spread over the nodes, as (messages, the bytes for each publisher)
+        per chunk of PER_CHUNK."""
+        out = []
+        for start in range(0, count, self.PER_CHUNK):
+            n = min(self.PER_CHUNK, count - start)
+            lines: list[list[str]] = [[] for _ in self.procs]
+            for i in range(start, start + n):
+                k = i % NODES
+                lines[k].append(body(k + 1, self.next_seq[k]) + "\n")
+                self.next_seq[k] += 1
+            out.append((n, ["".join(part).encode() for part in lines]))
+        return out
+
     def send(self, count: int, rate: float | None) -> None:
         """count messages spread over the nodes; rate None = as fast as possible."""
-        per_chunk = 200
+        self.feed(self.chunks(count), rate)
+
+    def feed(self, chunks: list[tuple[int, list[bytes]]], rate: float | None) -> None:
+        """Chunks made by :meth:`chunks`, at ``rate`` messages/s (None: as fast as possible)."""
         start = time.perf_counter()
         sent = 0
-        while sent < count:
-            n = min(per_chunk, count - sent)
-            for i in range(n):
-                k = (sent + i) % NODES
-                line = body(k + 1, self.next_seq[k]) + "\n"
-                self.next_seq[k] += 1
-                stdin = self.procs[k].stdin
-                assert stdin is not None
-                stdin.write(line.encode())
-            for p in self.procs:
-                assert p.stdin is not None
-                p.stdin.flush()
+        for n, parts in chunks:
+            for proc, data in zip(self.procs, parts, strict=True):
+                assert proc.stdin is not None
+                if data:
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
             sent += n
             if rate:
                 ahead = sent / rate - (time.perf_counter() - start)
@@ -139,53 +158,49 @@ class Publishers:
             p.wait(30)
 
 
+BARE_SUBSCRIBER = Path(__file__).resolve().parent / "bare_subscriber.py"
+
+
 def bare_subscriber_ceiling(broker: Mosquitto, count: int,
-                            shares: Callable[[Publishers], CpuShares] | None = None,
+                            shares: Callable[[Publishers, int], CpuShares] | None = None,
                             ) -> tuple[float, float, float]:
     """(messages/s from its first message to its last, messages/s from the start of
     publishing to its last message, CPU seconds per message of paho's network thread) of a
-    subscriber that only counts. Its CPU per message is the machine's own yardstick: this
-    VM's speed moves by a third from hour to hour, and every figure with it.
+    subscriber that only counts (``benchmarks/bare_subscriber.py``, its own process, as the
+    gateway is). Its CPU per message is the machine's own yardstick: this VM's speed moves
+    by a third from hour to hour, and every figure with it. ``shares``: the parties whose
+    cores to report, given the publishers and the subscriber's pid.
 
     The second rate is timed like the burst phase (from the moment the publishers are
     fed to the last message handled): the first leaves out the time the first message
     takes to arrive, which the burst's figure includes."""
-    got = 0
-    first = last = cpu_first = cpu_last = 0.0
-    done = threading.Event()
-
-    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
-        nonlocal got, first, last, cpu_first, cpu_last
-        got += 1
-        last = time.perf_counter()
-        cpu_last = time.thread_time()  # the network thread's own CPU
-        if got == 1:
-            first, cpu_first = last, cpu_last
-        if got >= count:
-            done.set()
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare")
-    client.on_message = on_message
-    client.connect("127.0.0.1", broker.port)
-    client.subscribe(f"satoyama/{SITE}/+/up", qos=1)
-    client.loop_start()
-    time.sleep(0.5)
-    pubs = Publishers(broker)
-    cores = shares(pubs) if shares else None
-    if cores:
-        cores.start()
-    sent_at = time.perf_counter()
-    pubs.send(count, None)
-    done.wait(120)
-    if cores:
-        print(cores.line("ceiling"), flush=True)
-    pubs.close()
-    client.loop_stop()
-    client.disconnect()
-    if last <= first:
+    proc = subprocess.Popen(
+        [sys.executable, str(BARE_SUBSCRIBER), "--port", str(broker.port),
+         "--topic", f"satoyama/{SITE}/+/up", "--count", str(count)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"subscribed":
+            raise SystemExit(f"bare subscriber did not subscribe (exit {proc.wait(10)})")
+        wait_idle(lambda: _own_cpu_s(proc.pid), "bare subscriber")
+        pubs = Publishers(broker)
+        cores = shares(pubs, proc.pid) if shares else None
+        chunks = pubs.chunks(count)
+        if cores:
+            cores.start()
+        sent_at = time.monotonic()
+        pubs.feed(chunks, None)
+        del chunks
+        result = json.loads(proc.stdout.readline() or b"{}")
+        if cores:
+            print(cores.line("ceiling"), flush=True)
+        pubs.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    got, first, last = result.get("got", 0), result.get("first", 0.0), result.get("last", 0.0)
+    if got < count or last <= first:
         return 0.0, 0.0, 0.0
-    return (got / (last - first), got / (last - sent_at),
-            (cpu_last - cpu_first) / max(1, got - 1))
+    return got / (last - first), got / (last - sent_at), result["cpu_per_msg"]
 
 
 def _stat(pid: int) -> list[str]:
@@ -345,9 +360,11 @@ def sustained_rate(pubs: Publishers, gw: GatewayProcess, influx: InfluxDB1, db: 
     for rate in rates:
         n = int(rate * seconds)
         before = stored(influx)
+        chunks = pubs.chunks(n)
         cores.start()
         cpu0, t0 = gw.cpu_s(), time.perf_counter()
-        pubs.send(n, rate)
+        pubs.feed(chunks, rate)
+        del chunks
         t_sent = time.perf_counter()
         sent_all += n
         t1 = wait_stored(influx, db, total + sent_all, 120)
@@ -449,8 +466,10 @@ def reference_pipeline(broker: Mosquitto, influx: InfluxDB1, seconds: float
         wait_idle(lambda: _own_cpu_s(proc.pid), "reference pipeline")
         n = int(RATE * seconds)
         pubs = Publishers(broker, REFERENCE_SITE)
+        chunks = pubs.chunks(n)
         cpu0, t0 = _own_cpu_s(proc.pid), time.perf_counter()
-        pubs.send(n, RATE)
+        pubs.feed(chunks, RATE)
+        del chunks
         deadline = t0 + seconds + 120
         got = 0
         while time.perf_counter() < deadline:
@@ -514,8 +533,9 @@ def main() -> None:
             ceiling = ceiling_from_send = bare_cpu = 0.0
             if "ceiling" in phases:
                 ceiling, ceiling_from_send, bare_cpu = bare_subscriber_ceiling(
-                    broker, args.messages, lambda pubs: CpuShares({
-                        "bench (bare subscriber, feeding)": lambda: [os.getpid()],
+                    broker, args.messages, lambda pubs, pid: CpuShares({
+                        "bare subscriber": lambda: [pid],
+                        "bench (feeding)": lambda: [os.getpid()],
                         **servers_and_publishers(broker, influx, pubs)}))
                 print(f"ceiling    bare paho subscriber: {ceiling:,.0f} msg/s "
                       f"({ceiling_from_send:,.0f} msg/s timed from the start of publishing, "
@@ -563,8 +583,10 @@ def main() -> None:
 
             if "fixed" in phases:
                 n = int(2000 * args.seconds)
+                chunks = pubs.chunks(n)
                 cpu0, t0 = gw.cpu_s(), time.perf_counter()
-                pubs.send(n, 2000)
+                pubs.feed(chunks, 2000)
+                del chunks
                 total += n
                 t1 = wait_stored(influx, db, total, 120)
                 cpu = gw.cpu_s() - cpu0
@@ -583,9 +605,11 @@ def main() -> None:
 
             n = args.messages
             if "burst" in phases:  # as fast as the publishers go
+                chunks = pubs.chunks(n)
                 cores.start()
                 cpu0, t0 = gw.cpu_s(), time.perf_counter()
-                pubs.send(n, None)
+                pubs.feed(chunks, None)
+                del chunks
                 total += n
                 t1 = wait_stored(influx, db, total, 600)
                 cpu = gw.cpu_s() - cpu0
