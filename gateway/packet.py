@@ -46,6 +46,8 @@ class Packet:
     ``node_time_ns`` is the node's own timestamp (UTC ns) when it sent one.
     ``auth_tag``/``signed`` carry an HMAC tag and the bytes it covers, checked by the
     pipeline against the device registry's key for the node.
+    ``topic`` is the MQTT topic it came on (set by the MQTT formats), so that a rejection
+    by validation (``out_of_range``, ``empty``...) keeps it as the decoders' own do.
     """
 
     node: str
@@ -61,6 +63,7 @@ class Packet:
     auth_tag: bytes | None = None
     signed: bytes | None = None
     unknown_fields: tuple[str, ...] = ()
+    topic: str | None = None
 
 
 @dataclass(slots=True)

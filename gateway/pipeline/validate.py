@@ -103,7 +103,8 @@ def is_text(value: str) -> bool:
 
 
 def _reject(packet: Packet, reason: str, detail: str) -> Rejection:
-    return Rejection(reason, detail, packet.raw, packet.format, packet.node, packet.seq)
+    return Rejection(reason, detail, packet.raw, packet.format, packet.node, packet.seq,
+                     packet.topic)
 
 
 def validate(

@@ -12,7 +12,8 @@ with several channels); the native format carries one.
 No I/O, no clock, no logging: a decoder never raises for bad input; whatever cannot become
 a packet is a :class:`Rejection`, quarantined with the raw payload and the topic it came on
 (``Rejection.topic``: garbage often names no node, and the topic still says which device
-or integration sent it) and acknowledged after commit like any other message, so a
+or integration sent it; a packet carries its topic too, ``Packet.topic``, for the
+rejections validation makes) and acknowledged after commit like any other message, so a
 malformed message is kept once and never redelivered forever.
 """
 
@@ -99,6 +100,7 @@ def decode_native_message(
             BAD_TOPIC, f"site level {topic_site!r} of topic {topic!r} is not a valid name",
             result.raw, NATIVE_FORMAT, result.node, result.seq, topic or None,
         )]
+    result.topic = topic or None
     return [result]
 
 
@@ -166,9 +168,8 @@ def decode_rtl433_message(topic: str, payload: bytes, *, default_site: str,
 
 
 def _on_topic(topic: str, result: Packet | Rejection) -> list[Packet | Rejection]:
-    """``[result]``, a rejection with the topic it came on (none in a replay without
-    ``--topic``)."""
-    if isinstance(result, Rejection) and topic:
+    """``[result]`` with the topic it came on (none in a replay without ``--topic``)."""
+    if topic:
         result.topic = topic
     return [result]
 

@@ -246,6 +246,28 @@ def test_an_input_a_decoder_fails_on_costs_that_input_not_the_worker(tmp_path: P
     assert counters["received.packets"] == 2 and counters["rejected.internal_error"] == 1
 
 
+def test_rejections_by_validation_keep_the_mqtt_topic(tmp_path: Path) -> None:
+    """An out-of-range value is refused by validation, after decoding: its quarantine row
+    still names the topic it came on, as a decoder's own refusal does."""
+    from gateway.sources.mqtt_formats import message_decoder
+
+    store, pipeline = make(tmp_path)
+    pipeline.add_message_source("mqtt", message_decoder("native", default_site="farm"))
+    hot = b'{"node":"n1","seq":1,"readings":{"temperature_c":20.5,"humidity_pct":140}}'
+    cold = b'{"node":"n2","seq":1,"readings":{"humidity_pct":-5}}'
+    pipeline.take_guarded(MessageBatch(
+        "mqtt", [("satoyama/farm/n1/up", hot), ("satoyama/farm/n2/up", cold),
+                 ("satoyama/farm/n3/up", b"{trunc")], time.time_ns(), time.monotonic_ns()))
+    pipeline.commit()
+    rows = store._db.execute("SELECT reason, node, topic FROM quarantine ORDER BY id").fetchall()
+    assert sorted(rows, key=str) == sorted([
+        ("out_of_range", "n1", "satoyama/farm/n1/up"),
+        ("out_of_range", "n2", "satoyama/farm/n2/up"),  # its one reading: nothing stored
+        ("bad_json", None, "satoyama/farm/n3/up"),
+    ], key=str)
+    assert store.count("packet") == 1  # n1's temperature
+
+
 def test_rejections_with_unstorable_text_are_kept(tmp_path: Path) -> None:
     """A rejection's detail or node with a lone surrogate is stored with it escaped."""
     store = Store(tmp_path / "s.db")
